@@ -1,0 +1,1 @@
+"""Compositional benchmarks: loaders, batched scoring, the training callback."""
