@@ -1,0 +1,115 @@
+"""Configuration: the READ knobs on top of `transformers.TrainingArguments`.
+
+Defaults reproduce the reference recipe (ViT-B/32 + T5-v1.1-large, AdamW lr 1e-5,
+weight decay 0.1, cosine schedule with 50 warm-up steps, seed 2025). The two loss
+weights are the method: set both to 0 and the same trainer is a NegCLIP baseline;
+set ``num_hard_negatives`` to 0 as well and it is plain CLIP fine-tuning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+RECONSTRUCTION_TARGETS = ("random_caption", "anchor")
+
+
+@dataclass
+class ReadConfig(TrainingArguments):
+    """`TrainingArguments` plus everything READ adds. Every field is a CLI flag and a YAML key."""
+
+    model_name_or_path: str = field(
+        default="openai/clip-vit-base-patch32",
+        metadata={"help": "CLIPModel to fine-tune: a hub id or a local folder saved with save_pretrained."},
+    )
+    decoder_name_or_path: str = field(
+        default="google/t5-v1_1-large",
+        metadata={
+            "help": "T5 (v1.1) checkpoint whose decoder reconstructs captions from the CLIP text embedding. "
+            "Only its decoder stack and lm_head are kept, frozen. Not loaded when reconstruction_weight is 0."
+        },
+    )
+    reconstruction_weight: float = field(
+        default=0.1, metadata={"help": "λ_rec: weight of the token-level reconstruction loss (0 skips the decoder)."}
+    )
+    alignment_weight: float = field(
+        default=0.5, metadata={"help": "λ_align: weight of the paraphrase alignment loss (0 skips paraphrases)."}
+    )
+    num_hard_negatives: int = field(
+        default=3,
+        metadata={"help": "K: hard-negative captions per anchor, added as extra image->text columns (0 = plain CLIP)."},
+    )
+    decoder_dropout: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep the frozen decoder's dropout active during training, as the reference run did "
+            "(its decoder stayed in train mode). False puts the decoder in eval mode."
+        },
+    )
+    reconstruction_target: str = field(
+        default="random_caption",
+        metadata={
+            "help": "What the decoder regenerates: 'random_caption' (uniform over all human captions of the "
+            "image, the anchor included, as the reference) or 'anchor' (the anchor caption itself).",
+            "choices": list(RECONSTRUCTION_TARGETS),
+        },
+    )
+    alignment_symmetric: bool = field(
+        default=False,
+        metadata={"help": "Also align anchor -> paraphrase (the reference uses paraphrase -> anchor only)."},
+    )
+    alignment_include_negatives: bool = field(
+        default=False,
+        metadata={"help": "Add the anchors' hard negatives as extra columns in the alignment loss."},
+    )
+    max_text_length: int = field(
+        default=77, metadata={"help": "CLIP text length limit in tokens; longer captions are truncated."}
+    )
+    max_target_length: int = field(
+        default=77, metadata={"help": "T5 reconstruction-target length limit in tokens (incl. </s>)."}
+    )
+    decoder_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "dtype of the frozen decoder: 'auto' (bfloat16 when bf16 training, else float32), "
+            "'float32' or 'bfloat16'. A frozen module gains nothing from fp32 master weights.",
+            "choices": ["auto", "float32", "bfloat16"],
+        },
+    )
+    gather_across_processes: bool = field(
+        default=True,
+        metadata={
+            "help": "With several processes, compute the contrastive and alignment losses over the global "
+            "batch (embeddings gathered from every process, gradients to the local shard)."
+        },
+    )
+
+    # Reference hyper-parameters as defaults (TrainingArguments' own defaults differ).
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW peak learning rate."})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: float = field(default=50, metadata={"help": "Linear warm-up steps (or ratio if < 1)."})
+    seed: int = field(default=2025, metadata={"help": "Seed for initialisation and for the collator's sampling."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.reconstruction_target not in RECONSTRUCTION_TARGETS:
+            raise ValueError(
+                f"reconstruction_target must be one of {RECONSTRUCTION_TARGETS}, got {self.reconstruction_target!r}"
+            )
+        for name in ("reconstruction_weight", "alignment_weight", "num_hard_negatives"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.max_text_length <= 77:
+            # CLIP's position table has 77 entries; longer text cannot be encoded.
+            raise ValueError(f"max_text_length must be in [1, 77], got {self.max_text_length}")
+
+    @property
+    def uses_decoder(self) -> bool:
+        return self.reconstruction_weight > 0
+
+    @property
+    def uses_paraphrases(self) -> bool:
+        return self.alignment_weight > 0

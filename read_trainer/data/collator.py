@@ -1,0 +1,204 @@
+"""ReadCollator: dataset rows -> the tensors one READ step needs.
+
+Input row schema (extra keys are ignored)::
+
+    {
+      "row_id":      int | str,               # names the row in errors; seeds its sampling
+      "image":       PIL.Image | str | {"path": ..., "bytes": ...},
+      "captions":    list[str] | str,         # all human captions of the image
+      "paraphrases": list[str] | str | None,  # optional; else another caption is used
+      "negatives":   list[str] | list[list[str]] | None,  # per anchor, or one list per caption
+    }
+
+Output: ``pixel_values`` (B,3,H,W); ``input_ids``/``attention_mask`` for all texts in
+the order anchors (B) | negatives (B·K, grouped by anchor) | paraphrases (B, when
+alignment is on), padded to the longest text of the batch; ``num_negatives`` = K;
+``decoder_labels`` (B, L) T5 ids with </s>, padding = -100, when reconstruction is on.
+
+Every random choice (anchor, reconstruction target, paraphrase, negatives) comes from
+a ``random.Random`` seeded by (seed, epoch, row_id), so results do not depend on
+DataLoader worker count or order, and a resumed run draws what the original would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+
+class BadRowError(ValueError):
+    """A dataset row that cannot be used; the message names the row."""
+
+
+def row_rng(seed: int, epoch: int, row_id: Any) -> random.Random:
+    """A generator private to (seed, epoch, row): stable across processes (no salted ``hash``)."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:{row_id}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+def as_text_list(value: Any) -> list[str]:
+    """Normalise a caption-like field: a string or a list of strings; blanks dropped."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()]
+
+
+def load_image(value: Any, row_id: Any) -> Image.Image:
+    """Decode a row's image (PIL, path, or datasets' ``{"path", "bytes"}``) to RGB, or name the row."""
+    where = None
+    try:
+        if isinstance(value, Image.Image):
+            image = value
+        elif isinstance(value, str):
+            where = value
+            image = Image.open(value)
+        elif isinstance(value, dict) and (value.get("bytes") or value.get("path")):
+            where = value.get("path") or "<embedded bytes>"
+            image = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+        else:
+            raise BadRowError(f"row {row_id!r}: no image (got {type(value).__name__})")
+        return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        # PIL raises these for missing, truncated and non-image files.
+        raise BadRowError(f"row {row_id!r}: cannot read image {where!r}: {err}") from err
+
+
+@dataclass
+class ReadCollator:
+    """Turns READ rows into a batch (see the module docstring for both schemas).
+
+    Args:
+        processor: the CLIP processor (tokenizer + image processor) of the model.
+        decoder_tokenizer: T5 tokenizer; ``None`` when reconstruction is off.
+        num_hard_negatives: K negatives per anchor.
+        use_paraphrases: add one paraphrase per anchor (alignment on).
+        negative_generator: ``f(caption, k) -> list[str]`` used when a row has no
+            ``negatives``; ``None`` means rows must carry them (when K > 0).
+        reconstruction_target: ``"random_caption"`` or ``"anchor"``.
+        epoch: set by the trainer at each epoch so sampling varies across epochs.
+    """
+
+    processor: Any
+    decoder_tokenizer: Any = None
+    num_hard_negatives: int = 3
+    use_paraphrases: bool = True
+    negative_generator: Callable[[str, int], Sequence[str]] | None = None
+    reconstruction_target: str = "random_caption"
+    max_text_length: int = 77
+    max_target_length: int = 77
+    seed: int = 2025
+    epoch: int = 0
+    image_column: str = "image"
+    caption_column: str = "captions"
+    paraphrase_column: str = "paraphrases"
+    negatives_column: str = "negatives"
+    _warned: set = field(default_factory=set, repr=False)
+
+    @property
+    def columns(self) -> list[str]:
+        """Dataset columns this collator reads (kept by the trainer's column pruning)."""
+        return ["row_id", self.image_column, self.caption_column, self.paraphrase_column, self.negatives_column]
+
+    def __call__(self, rows: list[dict]) -> dict[str, Any]:
+        anchors, negatives, paraphrases, targets, images = [], [], [], [], []
+        for position, row in enumerate(rows):
+            row_id = row.get("row_id", position)
+            rng = row_rng(self.seed, self.epoch, row_id)
+            captions = self._captions(row, row_id)
+            anchor_index = rng.randrange(len(captions))
+            anchor = captions[anchor_index]
+            anchors.append(anchor)
+            if self.num_hard_negatives > 0:
+                negatives.extend(self._negatives(row, row_id, captions, anchor_index, rng))
+            if self.use_paraphrases:
+                paraphrases.append(self._paraphrase(row, captions, anchor_index, rng))
+            if self.decoder_tokenizer is not None:
+                targets.append(anchor if self.reconstruction_target == "anchor" else rng.choice(captions))
+            images.append(load_image(row.get(self.image_column), row_id))
+
+        texts = anchors + negatives + paraphrases
+        tokens = self.processor.tokenizer(
+            texts, padding="longest", truncation=True, max_length=self.max_text_length, return_tensors="pt"
+        )
+        batch = {
+            "pixel_values": self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"],
+            "input_ids": tokens["input_ids"],
+            "attention_mask": tokens["attention_mask"],
+            "num_negatives": self.num_hard_negatives,
+        }
+        if self.decoder_tokenizer is not None:
+            labels = self.decoder_tokenizer(
+                targets, padding="longest", truncation=True, max_length=self.max_target_length, return_tensors="pt"
+            )
+            batch["decoder_labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+        return batch
+
+    # -- per-row pieces ----------------------------------------------------------------
+    def _captions(self, row: dict, row_id: Any) -> list[str]:
+        if self.caption_column not in row:
+            raise BadRowError(f"row {row_id!r}: no {self.caption_column!r} field (keys: {sorted(row)})")
+        captions = as_text_list(row[self.caption_column])
+        if not captions:
+            raise BadRowError(f"row {row_id!r}: {self.caption_column!r} holds no non-empty caption")
+        return captions
+
+    def _negatives(self, row: dict, row_id: Any, captions: list[str], anchor_index: int,
+                   rng: random.Random) -> list[str]:
+        k, anchor = self.num_hard_negatives, captions[anchor_index]
+        given = row.get(self.negatives_column)
+        if given is not None and len(given) and not isinstance(given, str) and not isinstance(given[0], str):
+            # One list per caption, aligned with the captions column.
+            if len(given) != len(as_text_list(row[self.caption_column])):
+                raise BadRowError(
+                    f"row {row_id!r}: {self.negatives_column!r} has {len(given)} lists for {len(captions)} captions"
+                )
+            given = given[anchor_index]
+        elif given is not None and len(captions) > 1 and not isinstance(given, str):
+            raise BadRowError(
+                f"row {row_id!r}: a flat {self.negatives_column!r} list is ambiguous with {len(captions)} captions; "
+                "give one list per caption"
+            )
+        if given is not None:
+            pool = [n for n in dict.fromkeys(as_text_list(given)) if n.lower() != anchor.lower()]
+        elif self.negative_generator is not None:
+            pool = list(self.negative_generator(anchor, k))
+        else:
+            raise BadRowError(
+                f"row {row_id!r}: num_hard_negatives={k} but the row has no {self.negatives_column!r} and no "
+                "negative generator is configured"
+            )
+        if len(pool) < k:
+            raise BadRowError(
+                f"row {row_id!r}: {len(pool)} usable hard negative(s) for {anchor!r}, {k} needed "
+                "(empty ones and ones equal to the caption are not usable)"
+            )
+        return rng.sample(pool, k) if len(pool) > k else pool
+
+    def _paraphrase(self, row: dict, captions: list[str], anchor_index: int, rng: random.Random) -> str:
+        given = as_text_list(row.get(self.paraphrase_column))
+        if given:
+            return rng.choice(given)
+        # Documented fallback: another human caption of the same image (the anchor only
+        # when the image has a single caption).
+        self._warn_once(
+            "paraphrase-fallback",
+            f"rows without {self.paraphrase_column!r}: aligning anchors with another caption of the same image",
+        )
+        others = [c for i, c in enumerate(captions) if i != anchor_index]
+        return rng.choice(others) if others else captions[anchor_index]
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)

@@ -1,0 +1,232 @@
+"""ReadModel: a CLIPModel plus the training-only reconstruction head.
+
+The reconstruction head is a trainable bias-free ``Linear(text_hidden -> d_model)``
+feeding a *frozen* T5 v1.1 decoder stack and ``lm_head`` (the T5 encoder is never
+kept). At export only the CLIPModel leaves; see ``ReadTrainer``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import CLIPModel, T5ForConditionalGeneration
+from transformers.utils import ModelOutput
+
+from .losses import token_cross_entropy
+
+
+@dataclass
+class ReadOutput(ModelOutput):
+    """Everything the losses need from one forward pass.
+
+    ``text_embeds`` holds every text of the batch (anchors | negatives | paraphrases)
+    from a single text-tower pass; the trainer slices it.
+    """
+
+    image_embeds: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    logit_scale: torch.Tensor | None = None
+    reconstruction_loss: torch.Tensor | None = None
+
+
+def _l2_normalise(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(p=2, dim=-1, keepdim=True)
+
+
+def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **hub_kwargs):
+    """Load a T5 checkpoint and keep only ``(decoder stack, lm_head, config)``, frozen.
+
+    The full model is materialised once (that is what ``from_pretrained`` reads) and the
+    encoder is dropped immediately, so it holds no memory during training.
+    """
+    t5 = T5ForConditionalGeneration.from_pretrained(name_or_path, dtype=dtype, **hub_kwargs)
+    decoder, lm_head, config = t5.decoder, t5.lm_head, t5.config
+    del t5
+    for module in (decoder, lm_head):
+        module.requires_grad_(False)
+    return decoder, lm_head, config
+
+
+class ReadModel(nn.Module):
+    """CLIP + frozen T5 decoder + trainable projection, as trained by READ.
+
+    Args:
+        clip: the ``CLIPModel`` being fine-tuned (optionally wrapped by PEFT).
+        decoder, lm_head, decoder_config: a frozen T5 decoder stack, its output head and
+            config, or ``None`` to train without reconstruction (NegCLIP / CLIP baselines).
+        decoder_dropout: keep the frozen decoder's dropout active in training, as the
+            reference run did.
+    """
+
+    def __init__(self, clip: CLIPModel, decoder=None, lm_head=None, decoder_config=None, decoder_dropout: bool = True):
+        super().__init__()
+        self.clip = clip
+        self.decoder = decoder
+        self.lm_head = lm_head
+        self.decoder_config = decoder_config
+        self.decoder_dropout = decoder_dropout
+        if decoder is not None:
+            text_hidden = clip.config.text_config.hidden_size
+            self.text_to_decoder = nn.Linear(text_hidden, decoder_config.d_model, bias=False)
+        else:
+            self.text_to_decoder = None
+        self.train(self.training)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_name_or_path: str,
+        decoder_name_or_path: str | None = None,
+        *,
+        decoder_dropout: bool = True,
+        decoder_dtype: torch.dtype | None = None,
+        **hub_kwargs,
+    ) -> "ReadModel":
+        """Build from hub ids or local folders (``decoder_name_or_path=None``: no reconstruction)."""
+        clip = CLIPModel.from_pretrained(model_name_or_path, **hub_kwargs)
+        if decoder_name_or_path is None:
+            return cls(clip)
+        decoder, lm_head, config = load_frozen_decoder(decoder_name_or_path, dtype=decoder_dtype, **hub_kwargs)
+        return cls(clip, decoder, lm_head, config, decoder_dropout=decoder_dropout)
+
+    @classmethod
+    def from_config(cls, config) -> "ReadModel":
+        """Build from a ``ReadConfig``: loads the decoder only when λ_rec > 0."""
+        dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}.get(config.decoder_dtype)
+        if config.decoder_dtype == "auto":
+            dtype = torch.bfloat16 if config.bf16 else torch.float32
+        return cls.from_pretrained(
+            config.model_name_or_path,
+            config.decoder_name_or_path if config.uses_decoder else None,
+            decoder_dropout=config.decoder_dropout,
+            decoder_dtype=dtype,
+        )
+
+    # -- modes -----------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.decoder is not None and not self.decoder_dropout:
+            # Frozen and deterministic: eval mode even while CLIP trains.
+            self.decoder.eval()
+        return self
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers: int = 1,
+                                        offload: bool = False):
+        """Checkpoint CLIP's towers (what `TrainingArguments.gradient_checkpointing` asks for).
+
+        The frozen decoder needs no checkpointing: it stores activations only for the
+        backward into the projection, which is one token wide on the encoder side.
+        """
+        self.clip.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+            every_n_layers=every_n_layers, offload=offload,
+        )
+
+    gradient_checkpointing_enable = activation_checkpointing_enable
+
+    # -- forward ---------------------------------------------------------------------
+    def encode_text(self, input_ids, attention_mask=None):
+        """Return (pooled pre-projection hidden state at EOT, L2-normalised projected embedding)."""
+        out = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask)
+        pooled = out.pooler_output
+        return pooled, _l2_normalise(self.clip.text_projection(pooled))
+
+    def encode_image(self, pixel_values):
+        pooled = self.clip.vision_model(pixel_values=pixel_values).pooler_output
+        return _l2_normalise(self.clip.visual_projection(pooled))
+
+    def reconstruction_loss(self, anchor_pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The frozen decoder regenerates ``labels`` from each anchor's pooled text state.
+
+        The projected state is the decoder's entire (one-token) encoder output, so no
+        encoder attention mask is needed. Decoder inputs are T5's shift-right of the
+        labels (start = pad = 0; -100 mapped to pad); positions after </s> are -100 and
+        unseen by earlier ones under the causal mask, so dynamic padding is exact.
+        """
+        if self.decoder is None:
+            raise RuntimeError("This ReadModel was built without a decoder (reconstruction_weight=0).")
+        dtype = next(self.decoder.parameters()).dtype
+        memory = self.text_to_decoder(anchor_pooled).unsqueeze(1).to(dtype)  # (B, 1, d_model)
+        start = self.decoder_config.decoder_start_token_id
+        pad = self.decoder_config.pad_token_id
+        decoder_input_ids = labels.new_full(labels.shape, start)
+        decoder_input_ids[:, 1:] = labels[:, :-1]
+        decoder_input_ids = decoder_input_ids.masked_fill(decoder_input_ids == -100, pad)
+        hidden = self.decoder(input_ids=decoder_input_ids, encoder_hidden_states=memory, use_cache=False)[0]
+        if getattr(self.decoder_config, "scale_decoder_outputs", False):
+            # Original T5 (tied head) rescales; v1.1 (untied) does not. Follow the checkpoint.
+            hidden = hidden * (self.decoder_config.d_model**-0.5)
+        return token_cross_entropy(self.lm_head(hidden), labels)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        decoder_labels: torch.Tensor | None = None,
+        **unused,
+    ) -> ReadOutput:
+        """One vision pass, one text pass over all texts, the decoder when labels are given.
+
+        The first ``len(pixel_values)`` texts are the anchors; reconstruction reads their
+        pooled states from the same pass (CLIP's text tower has no dropout, so encoding
+        anchors once is gradient-identical to encoding them twice).
+        """
+        image_embeds = self.encode_image(pixel_values)
+        pooled, text_embeds = self.encode_text(input_ids, attention_mask)
+        rec = None
+        if decoder_labels is not None:
+            rec = self.reconstruction_loss(pooled[: pixel_values.shape[0]], decoder_labels)
+        return ReadOutput(
+            image_embeds=image_embeds, text_embeds=text_embeds, logit_scale=self.clip.logit_scale,
+            reconstruction_loss=rec,
+        )
+
+    # -- export and checkpoints ------------------------------------------------------
+    accepts_loss_kwargs = False
+
+    def export_clip(self) -> CLIPModel:
+        """The CLIPModel to publish: what READ trained, with nothing READ-specific attached."""
+        return self.clip
+
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        """Trainable weights outside CLIP (the projection to the decoder), for resume."""
+        if self.text_to_decoder is None:
+            return {}
+        return {"text_to_decoder.weight": self.text_to_decoder.weight.detach().contiguous()}
+
+    def save_head(self, path: str) -> None:
+        from safetensors.torch import save_file
+
+        state = self.head_state_dict()
+        if state:
+            save_file({k: v.cpu() for k, v in state.items()}, path, metadata={"format": "pt"})
+
+    def load_checkpoint(self, folder: str, head_file: str = "read_head.safetensors") -> None:
+        """Restore CLIP and the projection from a checkpoint folder written by ReadTrainer.
+
+        Strict on both: a resume that silently loads nothing would train from the base.
+        """
+        from safetensors.torch import load_file
+        from transformers.modeling_utils import load_sharded_checkpoint
+
+        single = os.path.join(folder, "model.safetensors")
+        if os.path.isfile(single):
+            missing, unexpected = self.export_clip().load_state_dict(load_file(single), strict=False)
+        elif os.path.isfile(os.path.join(folder, "model.safetensors.index.json")):
+            missing, unexpected = load_sharded_checkpoint(self.export_clip(), folder, strict=False)
+        else:
+            raise FileNotFoundError(f"no CLIP weights (model.safetensors) in checkpoint {folder!r}")
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise RuntimeError(f"checkpoint {folder!r} does not match the model: missing {missing[:5]}, "
+                               f"unexpected {list(unexpected)[:5]}")
+        head_path = os.path.join(folder, head_file)
+        if self.text_to_decoder is not None:
+            if not os.path.isfile(head_path):
+                raise FileNotFoundError(f"checkpoint {folder!r} has no {head_file} (the decoder projection)")
+            state = load_file(head_path)
+            self.text_to_decoder.weight.data.copy_(state["text_to_decoder.weight"])
