@@ -211,7 +211,7 @@ class ReadModel(nn.Module):
         Strict on both: a resume that silently loads nothing would train from the base.
         """
         from safetensors.torch import load_file
-        from transformers.modeling_utils import load_sharded_checkpoint
+        from transformers.trainer_utils import load_sharded_checkpoint
 
         single = os.path.join(folder, "model.safetensors")
         if os.path.isfile(single):

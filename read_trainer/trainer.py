@@ -14,7 +14,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 import torch
-from transformers import AutoTokenizer, CLIPProcessor, Trainer, TrainerCallback
+from transformers import AutoTokenizer, CLIPProcessor, Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import losses
@@ -24,7 +24,7 @@ from .data.validation import check_dataset
 from .modeling import ReadModel
 
 HEAD_WEIGHTS_NAME = "read_head.safetensors"
-TRAINING_ARGS_NAME = "training_args.bin"
+TRAINING_ARGS_NAME = "read_training_args.json"
 
 
 class _CollatorEpoch(TrainerCallback):
@@ -60,6 +60,8 @@ class ReadTrainer(Trainer):
         if not isinstance(args, ReadConfig):
             raise TypeError(f"ReadTrainer needs a ReadConfig, got {type(args).__name__}")
         if model is None:
+            # Seed before building: the projection to the decoder is freshly initialised.
+            set_seed(args.seed)
             model = ReadModel.from_config(args)
         if args.uses_decoder and model.decoder is None:
             raise ValueError("reconstruction_weight > 0 but the model has no decoder; build it with a decoder id")
@@ -198,13 +200,19 @@ class ReadTrainer(Trainer):
         self._read_model().export_clip().save_pretrained(output_dir, state_dict=clip_state)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+        # JSON, with hub tokens redacted by TrainingArguments.to_json_string, instead of
+        # Trainer's pickled training_args.bin (which would carry a token verbatim).
+        with open(os.path.join(output_dir, TRAINING_ARGS_NAME), "w", encoding="utf-8") as f:
+            f.write(self.args.to_json_string())
 
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+        # The projection goes in first: Trainer writes trainer_state.json last, so a
+        # checkpoint that has it is complete even if the process dies right after.
         if self.args.should_save:
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            os.makedirs(folder, exist_ok=True)
             self._read_model().save_head(os.path.join(folder, HEAD_WEIGHTS_NAME))
+        super()._save_checkpoint(model, trial)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         target = self.accelerator.unwrap_model(model if model is not None else self.model)

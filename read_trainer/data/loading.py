@@ -1,0 +1,143 @@
+"""Loading training data into READ's row schema.
+
+Whatever goes in (a hub dataset id, a local ``imagefolder`` with ``metadata.jsonl``, a
+folder written by ``Dataset.save_to_disk``, or JSON/JSONL/CSV/Parquet files with image
+paths), one schema comes out: ``image``, ``captions`` and, when present,
+``paraphrases`` and ``negatives``, plus ``row_id`` (the row's position), which names
+the row in errors and seeds its sampling. No loading scripts: works on ``datasets>=4``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass
+class DataArguments:
+    """Where the training data comes from and which columns hold what (flags as in run_clip.py)."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset id, a local imagefolder (metadata.jsonl + images), or a save_to_disk folder."},
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local JSON/JSONL/CSV/Parquet file with image paths and captions."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "Local evaluation file, same format."})
+    image_root: str | None = field(
+        default=None, metadata={"help": "Folder that relative image paths are resolved against (default: the file's folder)."}
+    )
+    train_split: str = field(default="train", metadata={"help": "Split of dataset_name to train on."})
+    eval_split: str | None = field(default=None, metadata={"help": "Split of dataset_name to evaluate on."})
+    image_column: str = field(default="image", metadata={"help": "Column with images (PIL, path or bytes)."})
+    caption_column: str = field(
+        default="captions", metadata={"help": "Column with the image's caption(s): a string or a list of strings."}
+    )
+    paraphrase_column: str | None = field(
+        default="paraphrases", metadata={"help": "Column with paraphrases (optional; missing: another caption is used)."}
+    )
+    negatives_column: str | None = field(
+        default="negatives", metadata={"help": "Column with hard-negative captions (optional with a generator)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the evaluation set."})
+    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder."})
+
+
+def _is_saved_dataset(path: Path) -> bool:
+    return (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file() \
+        or (path / "state.json").is_file()
+
+
+def load_split(data_args: DataArguments, split: str | None, file: str | None) -> datasets.Dataset | None:
+    """Load one split from whichever source ``data_args`` names."""
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"data file {file!r} does not exist")
+        builder = FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise ValueError(f"unsupported data file {file!r}: use one of {sorted(FILE_BUILDERS)}")
+        dataset = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=data_args.cache_dir)
+        return resolve_image_paths(dataset, data_args.image_column, data_args.image_root or str(path.parent))
+    if data_args.dataset_name is None or split is None:
+        return None
+    source = Path(data_args.dataset_name)
+    if source.is_dir() and _is_saved_dataset(source):
+        loaded = datasets.load_from_disk(str(source))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise ValueError(f"{source} has splits {list(loaded)}, not {split!r}")
+            return loaded[split]
+        return loaded
+    if source.is_dir():
+        # A local imagefolder: metadata.jsonl (file_name + caption fields) beside the images.
+        if not any(source.rglob("metadata.*")):
+            raise FileNotFoundError(f"{source} has no metadata.jsonl/csv: not a datasets imagefolder")
+        return datasets.load_dataset("imagefolder", data_dir=str(source), split=split, cache_dir=data_args.cache_dir)
+    if data_args.dataset_name.startswith((".", "/", "~")):
+        # Looks like a local path, not a hub id: say so rather than asking the Hub.
+        raise FileNotFoundError(f"dataset folder {data_args.dataset_name!r} does not exist")
+    return datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name, split=split,
+                                 cache_dir=data_args.cache_dir)
+
+
+def resolve_image_paths(dataset: datasets.Dataset, image_column: str, root: str) -> datasets.Dataset:
+    """Make relative image paths absolute (relative to ``root``) so rows work from any cwd."""
+    if image_column not in dataset.column_names or dataset.features[image_column].dtype != "string":
+        return dataset
+
+    def _resolve(batch):
+        return {image_column: [p if p is None or os.path.isabs(p) else os.path.join(root, p)
+                               for p in batch[image_column]]}
+
+    return dataset.map(_resolve, batched=True, desc="resolving image paths")
+
+
+def to_read_schema(dataset: datasets.Dataset, data_args: DataArguments) -> datasets.Dataset:
+    """Rename the user's columns to READ's names and number the rows.
+
+    A missing image or caption column is an error naming the columns that exist.
+    """
+    renames = {
+        data_args.image_column: "image",
+        data_args.caption_column: "captions",
+        data_args.paraphrase_column: "paraphrases",
+        data_args.negatives_column: "negatives",
+    }
+    for source, target in ((data_args.image_column, "image"), (data_args.caption_column, "captions")):
+        if source not in dataset.column_names:
+            raise ValueError(
+                f"column {source!r} (for {target}) not found; the dataset has {dataset.column_names}. "
+                f"Pass --{'image' if target == 'image' else 'caption'}_column"
+            )
+    renames = {s: t for s, t in renames.items() if s and s in dataset.column_names and s != t}
+    clashes = [t for t in renames.values() if t in dataset.column_names and t not in renames]
+    if clashes:
+        dataset = dataset.remove_columns(clashes)
+    dataset = dataset.rename_columns(renames)
+    if "row_id" in dataset.column_names:
+        dataset = dataset.remove_columns("row_id")
+    return dataset.add_column("row_id", list(range(len(dataset))))
+
+
+def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+    """Load the train (and optional eval) split in READ's row schema."""
+    if data_args.dataset_name is None and data_args.train_file is None:
+        raise ValueError("no training data: pass --dataset_name or --train_file")
+    train = load_split(data_args, data_args.train_split, data_args.train_file)
+    evaluation = load_split(data_args, data_args.eval_split, data_args.validation_file)
+    if data_args.max_train_samples is not None:
+        train = train.select(range(min(len(train), data_args.max_train_samples)))
+    if evaluation is not None and data_args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(len(evaluation), data_args.max_eval_samples)))
+    train = to_read_schema(train, data_args)
+    evaluation = to_read_schema(evaluation, data_args) if evaluation is not None else None
+    return train, evaluation

@@ -1,0 +1,41 @@
+"""Fine-tune CLIP with READ.
+
+    accelerate launch recipes/run_read.py --config recipes/read_clip_vit_b32.yaml
+    python recipes/run_read.py --config recipes/read_clip_vit_b32.yaml --max_steps 100 --output_dir out
+
+Every ReadConfig / TrainingArguments / DataArguments field is a flag and a YAML key;
+flags override the YAML. The result in ``--output_dir`` is a plain CLIPModel + CLIPProcessor.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from read_trainer.cli import parse_args_with_config
+from read_trainer.config import ReadConfig
+from read_trainer.data.loading import DataArguments, load_read_datasets
+from read_trainer.trainer import ReadTrainer
+
+logger = logging.getLogger("run_read")
+
+
+def main(argv=None) -> str:
+    data_args, config = parse_args_with_config((DataArguments, ReadConfig), argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.INFO if config.should_log else logging.WARNING)
+    train_dataset, eval_dataset = load_read_datasets(data_args)
+    trainer = ReadTrainer(args=config, train_dataset=train_dataset, eval_dataset=eval_dataset)
+    trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    trainer.save_model()
+    if eval_dataset is not None:
+        trainer.log_metrics("eval", trainer.evaluate())
+    if config.push_to_hub:
+        trainer.push_to_hub()
+    if trainer.is_world_process_zero():
+        print(f"Exported plain CLIPModel + CLIPProcessor to {config.output_dir}")
+    return config.output_dir
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
