@@ -46,7 +46,7 @@ def make_rows(n: int, negatives: bool = True, paraphrases: bool = False) -> list
         if negatives:
             row["negatives"] = [list(x) for x in NEGATIVES[scene]]
         if paraphrases:
-            row["paraphrases"] = [f"in short, {c}" for c in CAPTIONS[scene][:2]]
+            row["paraphrases"] = [f"in short {c}" for c in CAPTIONS[scene][:2]]
         rows.append(row)
     return rows
 
@@ -56,5 +56,5 @@ def tiny_models(tmp_path_factory):
     """(clip_dir, t5_dir): tiny CLIPModel and T5 v1.1-style checkpoints loadable by path."""
     from read_trainer.model_kit import write_tiny_models
 
-    corpus = CORPUS + [f"in short, {c}" for c in CORPUS]
+    corpus = CORPUS + [f"in short {c}" for c in CORPUS]
     return tuple(str(p) for p in write_tiny_models(tmp_path_factory.mktemp("models"), corpus=corpus))

@@ -1,0 +1,39 @@
+"""The offline model kit writes checkpoints the hub code path loads, tokenizers that round-trip."""
+
+import json
+from pathlib import Path
+
+import sentencepiece as spm
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, T5ForConditionalGeneration
+
+
+def test_clip_folder_loads_with_tokenizer_that_knows_the_corpus(tiny_models):
+    clip_dir, _ = tiny_models
+    model, info = CLIPModel.from_pretrained(clip_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    tok = CLIPProcessor.from_pretrained(clip_dir).tokenizer
+    ids = tok("a red cube to the left of a blue sphere").input_ids
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
+    assert len(ids) < 2 + len("a red cube to the left of a blue sphere") // 2  # merges learnt: words, not bytes
+    assert tok.decode(ids, skip_special_tokens=True).strip() == "a red cube to the left of a blue sphere"
+    assert model.config.text_config.vocab_size == len(tok)
+
+
+def test_t5_folder_is_v1_1_style_and_its_tokenizer_uses_the_sentencepiece_model(tiny_models):
+    _, t5_dir = tiny_models
+    config = json.loads((Path(t5_dir) / "config.json").read_text())
+    assert config["tie_word_embeddings"] is False and config["feed_forward_proj"] == "gated-gelu"
+    weights = load_file(str(Path(t5_dir) / "model.safetensors"))
+    assert not torch.equal(weights["lm_head.weight"], weights["shared.weight"])  # untied head
+    model = T5ForConditionalGeneration.from_pretrained(t5_dir)
+    assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+    assert torch.equal(model.lm_head.weight, weights["lm_head.weight"])
+
+    tok = AutoTokenizer.from_pretrained(t5_dir)
+    sp = spm.SentencePieceProcessor(model_file=str(Path(t5_dir) / "spiece.model"))
+    text = "a man riding a brown horse on the beach"
+    assert tok(text).input_ids == sp.encode(text) + [1]  # same pieces, then </s>
+    assert (tok.pad_token_id, tok.eos_token_id) == (0, 1)
+    assert tok.decode(tok(text).input_ids, skip_special_tokens=True) == text
