@@ -10,11 +10,15 @@ flags override the YAML. The result in ``--output_dir`` is a plain CLIPModel + C
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+from transformers import CLIPProcessor
 
 from read_trainer.cli import parse_args_with_config
 from read_trainer.config import ReadConfig
 from read_trainer.data.loading import DataArguments, load_read_datasets
+from read_trainer.data.scan import scan_dataset
 from read_trainer.trainer import ReadTrainer
 
 logger = logging.getLogger("run_read")
@@ -25,7 +29,18 @@ def main(argv=None) -> str:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if config.should_log else logging.WARNING)
     train_dataset, eval_dataset = load_read_datasets(data_args)
-    trainer = ReadTrainer(args=config, train_dataset=train_dataset, eval_dataset=eval_dataset)
+    processor = CLIPProcessor.from_pretrained(config.model_name_or_path)
+    if not data_args.skip_scan:
+        # Every image decoded and every caption checked now, not hours into training.
+        with config.main_process_first(desc="scanning the training data"):
+            train_dataset, report = scan_dataset(
+                train_dataset, tokenizer=processor.tokenizer, max_text_length=config.max_text_length,
+                policy=data_args.invalid_rows, num_proc=data_args.scan_num_proc,
+                report_file=data_args.invalid_rows_report or os.path.join(config.output_dir, "invalid_rows.jsonl"),
+            )
+        logger.info(report.summary())
+    trainer = ReadTrainer(args=config, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                          processing_class=processor)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model()
     if eval_dataset is not None:

@@ -6,7 +6,7 @@ Input row schema (extra keys are ignored)::
       "row_id":      int | str,               # names the row in errors; seeds its sampling
       "image":       PIL.Image | str | {"path": ..., "bytes": ...},
       "captions":    list[str] | str,         # all human captions of the image
-      "paraphrases": list[str] | str | None,  # optional; else another caption is used
+      "paraphrases": list[str] | list[list[str]] | None,  # of the image, or one list per caption
       "negatives":   list[str] | list[list[str]] | None,  # per anchor, or one list per caption
     }
 
@@ -192,7 +192,11 @@ class ReadCollator:
         return rng.sample(pool, k) if len(pool) > k else pool
 
     def _paraphrase(self, row: dict, captions: list[str], anchor_index: int, rng: random.Random) -> str:
-        given = as_text_list(row.get(self.paraphrase_column))
+        given = row.get(self.paraphrase_column)
+        if given is not None and len(given) and not isinstance(given, str) and not isinstance(given[0], str):
+            # One list per caption: paraphrases of the anchor itself.
+            given = given[anchor_index] if anchor_index < len(given) else None
+        given = as_text_list(given)
         if given:
             return rng.choice(given)
         # Documented fallback: another human caption of the same image (the anchor only

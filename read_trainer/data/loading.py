@@ -9,11 +9,15 @@ the row in errors and seeds its sampling. No loading scripts: works on ``dataset
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+
+logger = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -46,6 +50,30 @@ class DataArguments:
     negatives_column: str | None = field(
         default="negatives", metadata={"help": "Column with hard-negative captions (optional with a generator)."}
     )
+    karpathy_splits: str = field(
+        default="train,restval",
+        metadata={"help": "Splits taken for training from a Karpathy dataset_coco.json / dataset_flickr30k.json."},
+    )
+    karpathy_eval_splits: str = field(
+        default="val", metadata={"help": "Splits taken for evaluation from a Karpathy file (validation_file)."}
+    )
+    paraphrase_file: str | None = field(
+        default=None,
+        metadata={"help": "Sidecar JSONL of paraphrases keyed by caption ({'caption': ..., 'paraphrases': [...]}), "
+                  "as written by recipes/make_paraphrases.py. Missing or matching no caption is an error."},
+    )
+    invalid_rows: str = field(
+        default="error",
+        metadata={"help": "What the up-front scan does with bad rows: 'error' (stop, naming them) or 'skip' "
+                  "(drop them into a JSONL report).", "choices": ["error", "skip"]},
+    )
+    invalid_rows_report: str | None = field(
+        default=None, metadata={"help": "Where skipped rows are written (default: <output_dir>/invalid_rows.jsonl)."}
+    )
+    scan_num_proc: int | None = field(default=None, metadata={"help": "Processes for the up-front image scan."})
+    skip_scan: bool = field(
+        default=False, metadata={"help": "Skip the up-front scan of every image (bad rows then fail at their step)."}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the evaluation set."})
     cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder."})
@@ -56,12 +84,48 @@ def _is_saved_dataset(path: Path) -> bool:
         or (path / "state.json").is_file()
 
 
-def load_split(data_args: DataArguments, split: str | None, file: str | None) -> datasets.Dataset | None:
+def is_karpathy_file(path: Path) -> bool:
+    """Karpathy's dataset_coco.json: one JSON object with an ``images`` list holding ``sentences``."""
+    if path.suffix.lower() != ".json":
+        return False
+    with path.open("rb") as f:
+        head = f.read(4096).decode("utf-8", errors="ignore").lstrip()
+    return head.startswith("{") and '"images"' in head
+
+
+def load_karpathy(path: Path, splits: str, image_root: str | None) -> datasets.Dataset:
+    """One row per image of the chosen splits: all its human captions, its image path, its id.
+
+    Image paths are ``image_root/filepath/filename`` (``filepath`` is e.g. ``train2014``
+    in the COCO file and absent in Flickr30k's).
+    """
+    wanted = {s.strip() for s in splits.split(",") if s.strip()}
+    with path.open(encoding="utf-8") as f:
+        content = json.load(f)
+    root = Path(image_root) if image_root else path.parent
+    rows = {"image": [], "captions": [], "image_id": [], "split": []}
+    for entry in content["images"]:
+        if entry.get("split") not in wanted:
+            continue
+        rows["image"].append(str(root / entry.get("filepath", "") / entry["filename"]))
+        rows["captions"].append([s["raw"].strip() for s in entry["sentences"]])
+        rows["image_id"].append(str(entry.get("cocoid", entry.get("imgid", entry["filename"]))))
+        rows["split"].append(entry["split"])
+    if not rows["image"]:
+        found = sorted({e.get("split") for e in content["images"]})
+        raise ValueError(f"{path}: no images in splits {sorted(wanted)}; the file has {found}")
+    return datasets.Dataset.from_dict(rows)
+
+
+def load_split(data_args: DataArguments, split: str | None, file: str | None,
+               karpathy_splits: str = "train,restval") -> datasets.Dataset | None:
     """Load one split from whichever source ``data_args`` names."""
     if file is not None:
         path = Path(file)
         if not path.is_file():
             raise FileNotFoundError(f"data file {file!r} does not exist")
+        if is_karpathy_file(path):
+            return load_karpathy(path, karpathy_splits, data_args.image_root)
         builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
             raise ValueError(f"unsupported data file {file!r}: use one of {sorted(FILE_BUILDERS)}")
@@ -132,12 +196,58 @@ def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, data
     """Load the train (and optional eval) split in READ's row schema."""
     if data_args.dataset_name is None and data_args.train_file is None:
         raise ValueError("no training data: pass --dataset_name or --train_file")
-    train = load_split(data_args, data_args.train_split, data_args.train_file)
-    evaluation = load_split(data_args, data_args.eval_split, data_args.validation_file)
+    train = load_split(data_args, data_args.train_split, data_args.train_file, data_args.karpathy_splits)
+    evaluation = load_split(data_args, data_args.eval_split, data_args.validation_file,
+                            data_args.karpathy_eval_splits)
     if data_args.max_train_samples is not None:
         train = train.select(range(min(len(train), data_args.max_train_samples)))
     if evaluation is not None and data_args.max_eval_samples is not None:
         evaluation = evaluation.select(range(min(len(evaluation), data_args.max_eval_samples)))
     train = to_read_schema(train, data_args)
     evaluation = to_read_schema(evaluation, data_args) if evaluation is not None else None
+    if data_args.paraphrase_file is not None:
+        table = load_paraphrase_file(data_args.paraphrase_file)
+        train = attach_paraphrases(train, table, data_args.paraphrase_file)
+        if evaluation is not None:
+            evaluation = attach_paraphrases(evaluation, table, data_args.paraphrase_file, require_match=False)
     return train, evaluation
+
+
+def load_paraphrase_file(path: str) -> dict[str, list[str]]:
+    """Read a sidecar JSONL: one ``{"caption": str, "paraphrases": [str, ...]}`` per line."""
+    file = Path(path)
+    if not file.is_file():
+        # The reference code's wrong path silently trained without paraphrases: never again.
+        raise FileNotFoundError(f"paraphrase_file {path!r} does not exist")
+    table: dict[str, list[str]] = {}
+    with file.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if "caption" not in record or "paraphrases" not in record:
+                raise ValueError(f"{path}:{number}: expected keys 'caption' and 'paraphrases', got {sorted(record)}")
+            table.setdefault(record["caption"].strip(), []).extend(
+                p.strip() for p in record["paraphrases"] if isinstance(p, str) and p.strip())
+    return table
+
+
+def attach_paraphrases(dataset: datasets.Dataset, table: dict[str, list[str]], source: str,
+                       require_match: bool = True) -> datasets.Dataset:
+    """Add a ``paraphrases`` column with one list per caption, looked up in ``table``.
+
+    Captions without an entry get an empty list (the collator then falls back to
+    another caption of the image); a file that matches no caption at all is an error.
+    """
+    def _lookup(batch):
+        return {"paraphrases": [[table.get(c.strip(), []) for c in ([caps] if isinstance(caps, str) else caps)]
+                                for caps in batch["captions"]]}
+
+    if "paraphrases" in dataset.column_names:
+        dataset = dataset.remove_columns("paraphrases")
+    dataset = dataset.map(_lookup, batched=True, desc="attaching paraphrases")
+    covered = sum(any(lists) for lists in dataset["paraphrases"])
+    if require_match and covered == 0:
+        raise ValueError(f"paraphrase_file {source!r} matches no caption of the dataset (keys are caption texts)")
+    logger.info("paraphrases from %s cover %d of %d rows", source, covered, len(dataset))
+    return dataset
