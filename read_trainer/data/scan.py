@@ -85,9 +85,6 @@ def _check_batch(batch: dict, *, image_column: str, caption_column: str, paraphr
         captions = as_text_list(batch[caption_column][i])
         if not captions:
             found.append("no non-empty caption")
-        if paraphrase_column and paraphrase_column in batch and batch[paraphrase_column][i] is not None \
-                and not as_text_list(batch[paraphrase_column][i]):
-            found.append("paraphrases present but all empty")
         for column in (negatives_column, paraphrase_column):
             value = batch[column][i] if column and column in batch else None
             raw_captions = batch[caption_column][i]

@@ -1,0 +1,105 @@
+"""Paraphrase generation with any local or hub `transformers` generation model.
+
+The output is the sidecar JSONL that ``--paraphrase_file`` reads: one line per caption,
+``{"caption": ..., "paraphrases": [...]}``. Seq2seq models (T5, BART, ...) get the
+prompt as encoder input; decoder-only models continue the prompt and the prompt is cut
+from what they return.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+DEFAULT_TEMPLATE = "paraphrase: {caption}"
+
+
+@dataclass
+class ParaphraseFilter:
+    """Keeps a candidate only if it is a usable, different sentence of reasonable length."""
+
+    min_words: int = 3
+    max_length_ratio: float = 2.0  # candidate words / caption words
+    min_length_ratio: float = 0.5
+
+    def __call__(self, caption: str, candidate: str) -> bool:
+        text = candidate.strip()
+        if not text or _normalise(text) == _normalise(caption):
+            return False
+        words, source_words = len(text.split()), max(1, len(caption.split()))
+        return words >= self.min_words and self.min_length_ratio <= words / source_words <= self.max_length_ratio
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().strip(" .").split())
+
+
+def load_generator(name_or_path: str, device: str | None = None, dtype: torch.dtype | None = None):
+    """(model, tokenizer, is_seq2seq) for a generation checkpoint (hub id or local folder)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(name_or_path)
+    is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    model_class = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+    model = model_class.from_pretrained(name_or_path, dtype=dtype).eval()
+    if device:
+        model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    if not is_seq2seq:
+        # Decoder-only models need left padding to continue every prompt from its end.
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, is_seq2seq
+
+
+@torch.no_grad()
+def generate_paraphrases(captions: Iterable[str], model, tokenizer, is_seq2seq: bool, *,
+                         template: str = DEFAULT_TEMPLATE, num_paraphrases: int = 2, batch_size: int = 32,
+                         max_new_tokens: int = 40, do_sample: bool = True, temperature: float = 0.9, top_p: float = 0.95,
+                         keep: ParaphraseFilter | None = None, seed: int = 2025) -> Iterator[tuple[str, list[str]]]:
+    """Yield ``(caption, kept paraphrases)`` for every caption, in batches.
+
+    ``num_paraphrases`` candidates are drawn per caption; ``keep`` filters them (empty,
+    identical to the caption, too short/long are dropped) and duplicates are removed.
+    """
+    if "{caption}" not in template:
+        raise ValueError(f"prompt template must contain '{{caption}}', got {template!r}")
+    keep = keep or ParaphraseFilter()
+    captions = list(captions)
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, len(captions), batch_size), desc="paraphrasing", unit="batch"):
+        batch = captions[start: start + batch_size]
+        prompts = [template.format(caption=c) for c in batch]
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True).to(device)
+        output = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, num_return_sequences=num_paraphrases, do_sample=do_sample,
+            temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
+            num_beams=1 if do_sample else num_paraphrases, pad_token_id=tokenizer.pad_token_id,
+        )
+        if not is_seq2seq:
+            output = output[:, inputs["input_ids"].shape[1]:]  # drop the prompt
+        texts = tokenizer.batch_decode(output, skip_special_tokens=True)
+        for i, caption in enumerate(batch):
+            candidates = [t.strip() for t in texts[i * num_paraphrases: (i + 1) * num_paraphrases]]
+            yield caption, [c for c in dict.fromkeys(candidates) if keep(caption, c)]
+
+
+def write_sidecar(pairs: Iterable[tuple[str, list[str]]], path: str | Path) -> dict[str, int]:
+    """Write the JSONL sidecar; return counts (captions, with paraphrases, paraphrases)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counts = {"captions": 0, "with_paraphrases": 0, "paraphrases": 0}
+    with path.open("w", encoding="utf-8") as f:
+        for caption, paraphrases in pairs:
+            counts["captions"] += 1
+            counts["with_paraphrases"] += bool(paraphrases)
+            counts["paraphrases"] += len(paraphrases)
+            f.write(json.dumps({"caption": caption, "paraphrases": paraphrases}) + "\n")
+    return counts
