@@ -85,6 +85,32 @@ class ReadConfig(TrainingArguments):
         },
     )
 
+    use_peft: bool = field(
+        default=False,
+        metadata={"help": "Train LoRA adapters on the CLIP towers instead of all weights; the export is the merged "
+                  "plain CLIPModel. The projection to the decoder is always fully trainable."},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
+    lora_towers: str = field(
+        default="both",
+        metadata={"help": "Which CLIP tower gets adapters: 'text', 'vision' or 'both' (module names repeat in "
+                  "both towers, so the selection is by path pattern).", "choices": ["text", "vision", "both"]},
+    )
+    lora_target_modules: str = field(
+        default="q_proj,k_proj,v_proj,out_proj",
+        metadata={"help": "Comma-separated module names inside each encoder layer to adapt (e.g. add fc1,fc2)."},
+    )
+    save_adapter: bool = field(
+        default=False, metadata={"help": "With use_peft, also write the unmerged adapter to <output_dir>/adapter."}
+    )
+    wise_alpha: float = field(
+        default=1.0,
+        metadata={"help": "WiSE-FT: the exported model is (1-alpha)·base + alpha·fine-tuned weights. 1 exports the "
+                  "fine-tuned model; lower values trade compositional gains for zero-shot retention."},
+    )
+
     # Reference hyper-parameters as defaults (TrainingArguments' own defaults differ).
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW peak learning rate."})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
@@ -102,6 +128,10 @@ class ReadConfig(TrainingArguments):
         for name in ("reconstruction_weight", "alignment_weight", "num_hard_negatives"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.wise_alpha <= 1.0:
+            raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
+        if self.lora_towers not in ("text", "vision", "both"):
+            raise ValueError(f"lora_towers must be 'text', 'vision' or 'both', got {self.lora_towers!r}")
         if not 1 <= self.max_text_length <= 77:
             # CLIP's position table has 77 entries; longer text cannot be encoded.
             raise ValueError(f"max_text_length must be in [1, 77], got {self.max_text_length}")
@@ -113,3 +143,14 @@ class ReadConfig(TrainingArguments):
     @property
     def uses_paraphrases(self) -> bool:
         return self.alignment_weight > 0
+
+    def lora_config(self):
+        """The ``peft.LoraConfig`` that ``use_peft`` asks for (CLIP towers only)."""
+        from peft import LoraConfig
+
+        towers = {"text": "text_model", "vision": "vision_model", "both": "(?:text_model|vision_model)"}[self.lora_towers]
+        modules = "|".join(m.strip() for m in self.lora_target_modules.split(",") if m.strip())
+        # A regex, because q_proj/k_proj/... exist in both towers and only the chosen one may match.
+        pattern = rf".*{towers}\.encoder\.layers\.\d+\.(?:self_attn|mlp)\.(?:{modules})"
+        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                          target_modules=pattern, bias="none")

@@ -7,6 +7,7 @@ kept). At export only the CLIPModel leaves; see ``ReadTrainer``.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 
@@ -188,15 +189,44 @@ class ReadModel(nn.Module):
     # -- export and checkpoints ------------------------------------------------------
     accepts_loss_kwargs = False
 
+    @property
+    def is_peft(self) -> bool:
+        return hasattr(self.clip, "peft_config")
+
+    def apply_peft(self, peft_config) -> None:
+        """Wrap CLIP in LoRA adapters; base CLIP weights freeze, the decoder projection stays trainable."""
+        from peft import get_peft_model
+
+        if self.is_peft:
+            raise ValueError("this ReadModel already has adapters")
+        self.clip = get_peft_model(self.clip, peft_config)
+        if self.text_to_decoder is not None:
+            self.text_to_decoder.requires_grad_(True)
+
     def export_clip(self) -> CLIPModel:
-        """The CLIPModel to publish: what READ trained, with nothing READ-specific attached."""
+        """The CLIPModel to publish: what READ trained, with nothing READ-specific attached.
+
+        With adapters, a merged *copy* (``merge_and_unload`` rewrites the module it is
+        called on, and training may go on after a checkpoint).
+        """
+        if self.is_peft:
+            return copy.deepcopy(self.clip).merge_and_unload()
         return self.clip
 
+    def base_clip(self) -> CLIPModel:
+        """The CLIPModel being trained, adapters stripped of their wrapper (for loading weights)."""
+        return self.clip.get_base_model() if self.is_peft else self.clip
+
     def head_state_dict(self) -> dict[str, torch.Tensor]:
-        """Trainable weights outside CLIP (the projection to the decoder), for resume."""
-        if self.text_to_decoder is None:
-            return {}
-        return {"text_to_decoder.weight": self.text_to_decoder.weight.detach().contiguous()}
+        """Trainable weights outside plain CLIP, for resume: the decoder projection and LoRA adapters."""
+        state = {}
+        if self.text_to_decoder is not None:
+            state["text_to_decoder.weight"] = self.text_to_decoder.weight.detach().contiguous()
+        if self.is_peft:
+            from peft import get_peft_model_state_dict
+
+            state.update({f"adapter.{k}": v.detach().contiguous() for k, v in get_peft_model_state_dict(self.clip).items()})
+        return state
 
     def save_head(self, path: str) -> None:
         from safetensors.torch import save_file
@@ -213,20 +243,32 @@ class ReadModel(nn.Module):
         from safetensors.torch import load_file
         from transformers.trainer_utils import load_sharded_checkpoint
 
-        single = os.path.join(folder, "model.safetensors")
-        if os.path.isfile(single):
-            missing, unexpected = self.export_clip().load_state_dict(load_file(single), strict=False)
-        elif os.path.isfile(os.path.join(folder, "model.safetensors.index.json")):
-            missing, unexpected = load_sharded_checkpoint(self.export_clip(), folder, strict=False)
-        else:
-            raise FileNotFoundError(f"no CLIP weights (model.safetensors) in checkpoint {folder!r}")
-        missing = [k for k in missing if not k.endswith("position_ids")]
-        if missing or unexpected:
-            raise RuntimeError(f"checkpoint {folder!r} does not match the model: missing {missing[:5]}, "
-                               f"unexpected {list(unexpected)[:5]}")
         head_path = os.path.join(folder, head_file)
+        head = load_file(head_path) if os.path.isfile(head_path) else {}
+        if self.is_peft:
+            # The checkpoint's model.safetensors is the *merged* model; the frozen base is
+            # unchanged since loading, so the adapters are all there is to restore.
+            from peft import set_peft_model_state_dict
+
+            adapter = {k[len("adapter."):]: v for k, v in head.items() if k.startswith("adapter.")}
+            if not adapter:
+                raise FileNotFoundError(f"checkpoint {folder!r} has no adapter weights in {head_file}")
+            result = set_peft_model_state_dict(self.clip, adapter)
+            if getattr(result, "unexpected_keys", None):
+                raise RuntimeError(f"checkpoint {folder!r}: unexpected adapter keys {result.unexpected_keys[:5]}")
+        else:
+            single = os.path.join(folder, "model.safetensors")
+            if os.path.isfile(single):
+                missing, unexpected = self.clip.load_state_dict(load_file(single), strict=False)
+            elif os.path.isfile(os.path.join(folder, "model.safetensors.index.json")):
+                missing, unexpected = load_sharded_checkpoint(self.clip, folder, strict=False)
+            else:
+                raise FileNotFoundError(f"no CLIP weights (model.safetensors) in checkpoint {folder!r}")
+            missing = [k for k in missing if not k.endswith("position_ids")]
+            if missing or unexpected:
+                raise RuntimeError(f"checkpoint {folder!r} does not match the model: missing {missing[:5]}, "
+                                   f"unexpected {list(unexpected)[:5]}")
         if self.text_to_decoder is not None:
-            if not os.path.isfile(head_path):
+            if "text_to_decoder.weight" not in head:
                 raise FileNotFoundError(f"checkpoint {folder!r} has no {head_file} (the decoder projection)")
-            state = load_file(head_path)
-            self.text_to_decoder.weight.data.copy_(state["text_to_decoder.weight"])
+            self.text_to_decoder.weight.data.copy_(head["text_to_decoder.weight"])

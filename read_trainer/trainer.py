@@ -14,7 +14,8 @@ from collections import defaultdict
 from contextlib import contextmanager
 
 import torch
-from transformers import AutoTokenizer, CLIPProcessor, Trainer, TrainerCallback, set_seed
+from huggingface_hub import HfApi
+from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import losses
@@ -22,6 +23,7 @@ from .config import ReadConfig
 from .data.collator import ReadCollator
 from .data.validation import check_dataset
 from .modeling import ReadModel
+from .wise import wise_ft
 
 HEAD_WEIGHTS_NAME = "read_head.safetensors"
 TRAINING_ARGS_NAME = "read_training_args.json"
@@ -50,12 +52,14 @@ class ReadTrainer(Trainer):
         processing_class: the ``CLIPProcessor``; loaded from ``args.model_name_or_path`` when ``None``.
         decoder_tokenizer: the T5 tokenizer; loaded from ``args.decoder_name_or_path`` when needed.
         negative_generator: ``f(caption, k) -> list[str]`` for rows without a negatives column.
+        peft_config: a ``peft`` config (e.g. ``LoraConfig``) for the CLIP towers; ``args.use_peft``
+            builds one from the ``lora_*`` options. Saving and pushing write the merged CLIPModel.
         Other arguments are `transformers.Trainer`'s.
     """
 
     def __init__(self, model: ReadModel | None = None, args: ReadConfig | None = None, data_collator=None,
                  train_dataset=None, eval_dataset=None, processing_class=None, decoder_tokenizer=None,
-                 negative_generator=None, callbacks=None, **kwargs):
+                 negative_generator=None, peft_config=None, callbacks=None, **kwargs):
         args = args if args is not None else ReadConfig(output_dir="read_output")
         if not isinstance(args, ReadConfig):
             raise TypeError(f"ReadTrainer needs a ReadConfig, got {type(args).__name__}")
@@ -65,6 +69,14 @@ class ReadTrainer(Trainer):
             model = ReadModel.from_config(args)
         if args.uses_decoder and model.decoder is None:
             raise ValueError("reconstruction_weight > 0 but the model has no decoder; build it with a decoder id")
+        if args.push_to_hub and str(args.hub_strategy).split(".")[-1].lower() in ("checkpoint", "all_checkpoints"):
+            # Those strategies upload optimizer state and the decoder projection for hub resume.
+            raise ValueError("hub_strategy 'checkpoint'/'all_checkpoints' would upload training state; "
+                             "use 'end' or 'every_save' (only the plain CLIPModel is pushed)")
+        if peft_config is None and args.use_peft:
+            peft_config = args.lora_config()
+        if peft_config is not None and not model.is_peft:
+            model.apply_peft(peft_config)
         if processing_class is None:
             processing_class = CLIPProcessor.from_pretrained(args.model_name_or_path)
         if data_collator is None:
@@ -86,6 +98,14 @@ class ReadTrainer(Trainer):
             if dataset is not None and isinstance(data_collator, ReadCollator):
                 check_dataset(dataset, data_collator, split=split)
 
+        if args.ddp_find_unused_parameters is None:
+            # Trainer's default for a model that is not a PreTrainedModel is True: DDP then walks
+            # the autograd graph after every forward. Every trainable parameter of a ReadModel
+            # gets a gradient in every step (CLIP's towers, projections and logit scale; the
+            # decoder projection whenever reconstruction runs), so the search finds nothing.
+            args.ddp_find_unused_parameters = getattr(model, "text_to_decoder", None) is not None \
+                and not args.uses_decoder
+
         callbacks = list(callbacks or [])
         if isinstance(data_collator, ReadCollator):
             callbacks.append(_CollatorEpoch(data_collator))
@@ -96,6 +116,9 @@ class ReadTrainer(Trainer):
         # ``decoder_labels`` are inputs, not prediction targets.
         self.label_names = []
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._saving_checkpoint = False
+        # Dataset names for the model card (set by the recipe; hub ids only are linked).
+        self.card_datasets: list[str] = []
 
     # -- data ----------------------------------------------------------------------------
     def _set_signature_columns_if_needed(self):
@@ -118,17 +141,25 @@ class ReadTrainer(Trainer):
         paraphrases = texts[batch * (1 + k):]
 
         images = outputs.image_embeds
-        if args.gather_across_processes and self.accelerator.num_processes > 1:
-            images, anchors, negatives, paraphrases = (
-                losses.gather_with_grad(t) for t in (images, anchors, negatives, paraphrases)
-            )
+        # Global-batch losses across processes (DDP/FSDP/DeepSpeed): every process sees every
+        # image, anchor, negative and paraphrase, so L_con and L_align are the combined-batch
+        # losses, and the update equals one process on the combined batch (see losses.py).
+        across = args.gather_across_processes and self.accelerator.num_processes > 1
+        if across:
+            images, anchors, negatives, paraphrases = losses.gather_with_grad([images, anchors, negatives, paraphrases])
 
         contrastive = losses.contrastive_with_negatives(images, anchors, negatives if k else None, outputs.logit_scale)
         total = contrastive
         components = {"contrastive": contrastive}
         if args.uses_decoder:
-            components["reconstruction"] = outputs.reconstruction_loss
-            total = total + args.reconstruction_weight * outputs.reconstruction_loss
+            reconstruction = logged = outputs.reconstruction_loss
+            if across:
+                # T5's loss is this process's token mean; weight it so the averaged update is
+                # the combined batch's token mean, and log that global mean.
+                tokens = (inputs["decoder_labels"] != -100).sum()
+                reconstruction, logged = losses.token_mean_over_processes(reconstruction, tokens)
+            components["reconstruction"] = logged
+            total = total + args.reconstruction_weight * reconstruction
         if args.uses_paraphrases:
             if paraphrases.shape[0] != anchors.shape[0]:
                 raise ValueError(f"alignment needs one paraphrase per anchor, got {paraphrases.shape[0]} for "
@@ -189,15 +220,27 @@ class ReadTrainer(Trainer):
         return self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Write a plain ``CLIPModel`` + processor: no decoder, no projection."""
+        """Write a plain ``CLIPModel`` + processor: no decoder, no projection.
+
+        A final export (not a checkpoint) also applies ``wise_alpha`` and, with
+        ``save_adapter``, writes the unmerged LoRA adapter to ``adapter/``.
+        """
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
+        model = self._read_model()
         clip_state = None
-        if state_dict:  # FSDP / DeepSpeed hand us the gathered full state dict
+        if state_dict and not model.is_peft:  # FSDP / DeepSpeed hand us the gathered full state dict
             clip_state = {k[len("clip."):]: v for k, v in state_dict.items() if k.startswith("clip.")}
-        self._read_model().export_clip().save_pretrained(output_dir, state_dict=clip_state)
+        clip = model.export_clip()
+        final = not self._saving_checkpoint
+        if final and self.args.wise_alpha < 1.0:
+            clip = wise_ft(CLIPModel.from_pretrained(self.args.model_name_or_path), clip, self.args.wise_alpha)
+            clip_state = None
+        clip.save_pretrained(output_dir, state_dict=clip_state)
+        if final and self.args.save_adapter and model.is_peft:
+            model.clip.save_pretrained(os.path.join(output_dir, "adapter"))
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         # JSON, with hub tokens redacted by TrainingArguments.to_json_string, instead of
@@ -212,7 +255,69 @@ class ReadTrainer(Trainer):
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             os.makedirs(folder, exist_ok=True)
             self._read_model().save_head(os.path.join(folder, HEAD_WEIGHTS_NAME))
-        super()._save_checkpoint(model, trial)
+        self._saving_checkpoint = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._saving_checkpoint = False
+
+    # -- publishing ----------------------------------------------------------------------
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | list[str] | None = None,
+                          **kwargs) -> None:
+        """Write ``README.md`` (a ``huggingface_hub.ModelCard``) into ``output_dir``."""
+        if not self.is_world_process_zero():
+            return
+        from .hub import build_model_card
+
+        eval_results, table = None, None
+        for callback in self.callback_handler.callbacks:
+            if getattr(callback, "latest", None):
+                from .evaluation.report import markdown_report, model_card_eval_results
+
+                eval_results, table = model_card_eval_results(callback.latest), markdown_report(callback.latest)
+        datasets = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name or self.card_datasets)
+        card = build_model_card(
+            model_id=self.hub_model_id or model_name or os.path.basename(os.path.abspath(self.args.output_dir)),
+            base_model=self.args.model_name_or_path, training_args=self.args.to_dict(), datasets=datasets,
+            eval_results=eval_results, results_markdown=table,
+        )
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
+        """Upload the plain CLIPModel, processor and model card to ``hub_model_id`` (nothing else)."""
+        from .hub import HUB_ALLOW_PATTERNS
+
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        self.create_model_card(**kwargs)
+        self._finish_current_push()
+        return HfApi(token=token).upload_folder(
+            repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message,
+            revision=revision if revision is not None else self.args.hub_revision,
+            allow_patterns=HUB_ALLOW_PATTERNS, run_as_future=not blocking,
+        )
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """``hub_strategy='every_save'``: push the checkpoint's CLIPModel files, never its training state."""
+        from transformers.trainer import PushInProgress
+
+        from .hub import HUB_ALLOW_PATTERNS
+
+        if not self.is_world_process_zero() or str(self.args.hub_strategy).split(".")[-1].lower() == "end":
+            return
+        if not self.args.hub_always_push and self.push_in_progress is not None and not self.push_in_progress.is_done():
+            return
+        job = HfApi(token=self.args.hub_token).upload_folder(
+            repo_id=self.hub_model_id, folder_path=checkpoint_folder,
+            commit_message=f"Training in progress, step {self.state.global_step}", revision=self.args.hub_revision,
+            allow_patterns=[p for p in HUB_ALLOW_PATTERNS if p != "README.md"], run_as_future=True,
+        )
+        self.push_in_progress = PushInProgress([job])
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         target = self.accelerator.unwrap_model(model if model is not None else self.model)

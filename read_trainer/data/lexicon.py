@@ -29,7 +29,6 @@ Notation in the raw lists below (parsed once at import):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
 
 # --------------------------------------------------------------------------------------
 # Closed classes (function words). Their tags win over open-class readings.
@@ -67,8 +66,18 @@ SYMMETRIC_LINKS = frozenset(
      "together with", "close to"]
 )
 
+# Fixed expressions that must stay one unit: "side by side" is not a relation "by"
+# between two "side"s, "each other" is not a noun phrase.
+FIXED_PHRASES: dict[str, str] = {
+    "side by side": "ADV", "each other": "PRON", "one another": "PRON",
+    "on display": "ADV", "at night": "ADV", "in color": "ADV", "in colour": "ADV",
+    "close up": "ADV", "up close": "ADV", "close together": "ADV", "for sale": "ADV", "in half": "ADV",
+    "at the same time": "ADV", "a lot of": "DET", "lots of": "DET", "a couple of": "DET",
+    "a number of": "DET", "a few": "DET", "a bunch of": "DET",
+}
+
 # Particles that follow a verb ("walking away", "picking up").
-PARTICLES = frozenset("away up down out off back over around along together".split())
+PARTICLES = frozenset("away up down out off on back over around along together".split())
 
 ADVERBS = frozenset(
     """together quickly slowly closely carefully happily alone nearby outside inside
@@ -180,7 +189,7 @@ ATTRIBUTE_ANTONYMS: list[tuple[str, str]] = [
     ("tall", "short"),
     ("long", "short"),
     ("old", "new young"),
-    ("older", "younger newer"),
+    ("older", "younger"),
     ("bigger larger", "smaller"),
     ("taller", "shorter"),
     ("empty", "full crowded busy"),
@@ -213,6 +222,11 @@ ATTRIBUTE_ANTONYMS: list[tuple[str, str]] = [
     ("heavy", "light"),
 ]
 
+# "old" is "young" for people and animals but "new" for things: a replacement picks by
+# the class of the noun it describes (see negatives._attribute_options).
+AGE_ANTONYMS = {"old": ("young", "new"), "older": ("younger", "newer")}
+ANIMATE_CLASSES = frozenset({"person", "person_role", "animal", "generic"})
+
 # Left/right are relations more than attributes ("to the left of"); replace_rel flips them.
 DIRECTION_ANTONYMS = {"left": "right", "right": "left"}
 
@@ -228,8 +242,8 @@ OTHER_ADJECTIVES = frozenset(
     various assorted different several gourmet homemade italian chinese mexican
     american british french japanese asian african indian vegetarian vegan traditional
     giant half whole full empty brand-new old-fashioned ready busy open
-    lone only other another able colored coloured covered filled topped parked
-    abandoned broken decorative formal casual dressed dark light bright pale
+    lone only other another able abandoned broken decorative formal casual dark light
+    bright pale
     stainless clear blurry blurred bare empty fresh""".split()
 )
 
@@ -263,7 +277,7 @@ NOUN_CLASSES: dict[str, list[str]] = {
         "cow|cattle/-|calf/calves|bull", "elephant", "bear", "zebra", "giraffe", "bird",
         "duck", "goose/geese", "pigeon", "seagull|gull", "chicken|hen|rooster", "pig",
         "goat", "deer/deer", "monkey", "lion", "tiger", "fish/fish", "squirrel", "rabbit|bunny/bunnies",
-        "owl", "parrot", "swan", "butterfly/butterflies", "polar_bear", "teddy_bear",
+        "owl", "parrot", "swan", "butterfly/butterflies", "polar_bear",
         "donkey", "camel", "turtle", "crow",
     ],
     "vehicle": [
@@ -313,26 +327,25 @@ NOUN_CLASSES: dict[str, list[str]] = {
     "electronics": [
         "tv|television|tv_set", "laptop|notebook_computer", "computer|desktop_computer|pc",
         "keyboard", "mouse/mice|computer_mouse/computer_mice", "cell_phone|cellphone|phone|smartphone|mobile_phone|iphone",
-        "remote|remote_control|controller", "monitor|computer_monitor|screen", "camera",
+        "remote|remote_control|controller|wii_remote|wii_controller", "monitor|computer_monitor|screen", "camera",
         "tablet|ipad", "speaker", "headphone|earphone", "printer", "video_game",
-        "wii_remote|wii_controller", "radio", "clock", "lamp", "light_bulb",
+        "radio", "clock", "lamp", "light_bulb",
     ],
     "household": [
         "book", "pillow|cushion", "blanket|quilt|comforter", "towel", "curtain|drape",
         "rug|carpet", "mirror", "candle", "umbrella|parasol", "-/scissors", "toothbrush/toothbrushes",
         "suitcase|luggage/-", "backpack", "handbag|purse|bag", "box/boxes",
-        "flower|bouquet", "plant|houseplant|potted_plant", "tree", "bush/bushes|shrub",
-        "picture_frame|frame", "painting|poster", "magazine", "newspaper",
-        "calendar", "toy", "doll", "stuffed_animal", "balloon",
+                "picture_frame|frame", "painting|poster", "magazine", "newspaper",
+        "calendar", "toy", "doll", "teddy_bear", "stuffed_animal", "balloon",
         "trash_can|garbage_can|bin|trash_bin", "bucket", "broom", "soap/-", "toothpaste/-",
         "sheet", "paper_towel", "toilet_paper/-", "shower_curtain", "window", "door",
-        "wall", "floor", "ceiling", "stairs_step|step|stair", "fireplace", "closet",
+        "wall", "floor", "ceiling", "staircase|stair|step", "fireplace", "closet",
         "drawer", "cabinet_door", "outlet", "light_switch", "candle_holder",
     ],
     "clothing": [
         "hat|cap", "helmet", "jacket|coat", "shirt|t-shirt|tshirt", "dress/dresses",
         "tie|necktie", "-/sunglasses", "-/eyeglasses", "shoe", "boot",
-        "glove|mitt", "scarf/scarves", "uniform", "suit", "sweater", "hoodie", "vest",
+        "glove|mitt", "scarf/scarves", "uniform", "suit", "sweater", "hoodie", "vest", "tank_top",
         "-/jeans", "-/pants|-/trousers", "-/shorts", "skirt", "wetsuit", "apron",
         "costume", "sock", "bikini", "swimsuit", "jersey", "bandana",
         "headband", "wristband", "watch/watches|wristwatch/wristwatches", "necklace",
@@ -353,23 +366,31 @@ NOUN_CLASSES: dict[str, list[str]] = {
         "bus_stop", "train_station|station", "platform", "track|railroad_track|train_track|rail",
         "power_line|wire", "mailbox/mailboxes", "cone|traffic_cone", "umbrella_stand",
         "awning", "crosswalk", "balcony/balconies", "roof", "chimney", "porch/porches",
-        "doorway", "storefront", "shop|store", "restaurant|cafe|diner",
+        "doorway", "storefront", "shop|store", "restaurant|cafe|diner", "hotel", "hospital",
     ],
-    "place": [
+    # Places are split so a replacement stays plausible: a room for a room, an outdoor
+    # place for an outdoor place, a ground surface for a ground surface.
+    "room": [
+        "kitchen", "bathroom|restroom", "bedroom", "living_room|lounge", "room", "office",
+        "classroom", "library/libraries", "bakery/bakeries", "hallway|corridor", "studio",
+        "garage", "dining_room", "hotel_room", "closet", "basement", "attic", "lobby",
+    ],
+    "outdoors": [
         "street|road|avenue", "field|meadow|pasture", "beach/beaches|shore|coast",
-        "park", "kitchen", "bathroom|restroom", "bedroom", "living_room|lounge",
-        "room", "office", "city|town", "sidewalk|pavement", "yard|backyard|lawn",
-        "ocean|sea", "lake", "river|stream|creek", "hill|hillside", "mountain|mountainside|slope|ski_slope",
+        "park", "city|town", "sidewalk|pavement", "yard|backyard|lawn", "ocean|sea", "lake",
+        "river|stream|creek", "hill|hillside", "mountain|mountainside|slope|ski_slope",
         "forest|woods/-", "airport", "runway|tarmac/-", "zoo", "farm", "market",
-        "parking_lot", "highway|freeway", "court|tennis_court", "stadium", "pool|swimming_pool",
-        "dirt/-", "grass/-", "snow/-", "sand/-", "water/-", "sky/skies", "mud/-",
-        "intersection", "garden", "harbor|harbour|dock|pier|marina", "desert", "jungle",
-        "valley", "cliff", "island", "pond", "waterfall", "wave", "rock|boulder",
-        "alley", "path|trail", "enclosure|pen", "cage", "classroom", "library/libraries",
-        "hotel", "hospital", "bakery/bakeries", "hallway|corridor", "studio", "garage",
-        "subway_station", "countryside", "village", "neighborhood|neighbourhood", "plaza",
-        "baseball_field|ballpark|baseball_diamond", "skate_park", "playground", "ice/-",
-        "ground", "stage", "airfield",
+        "parking_lot", "highway|freeway", "court|tennis_court", "stadium",
+        "pool|swimming_pool", "intersection", "garden", "harbor|harbour|dock|pier|marina",
+        "desert", "jungle", "valley", "cliff", "island", "pond", "alley", "path|trail",
+        "enclosure|pen", "playground", "skate_park", "baseball_field|ballpark|baseball_diamond",
+        "countryside", "village", "neighborhood|neighbourhood", "plaza", "airfield",
+        "subway_station", "sky/skies", "cage", "stage", "body_of_water/bodies_of_water",
+    ],
+    "ground": ["dirt/-", "grass/-", "snow/-", "sand/-", "water/-", "mud/-", "ice/-", "gravel/-", "ground"],
+    "nature": [
+        "tree", "bush/bushes|shrub", "flower|bouquet", "plant|houseplant|potted_plant",
+        "rock|boulder", "wave", "waterfall", "log", "leaf/leaves", "branch/branches",
     ],
     "body": [
         "hand", "head", "mouth", "arm", "leg", "face", "hair/-", "eye", "foot/feet",
@@ -413,7 +434,7 @@ MEASURE_NOUNS = frozenset(
     crowd team pack assortment collection slice piece set plate bowl cup glass box
     basket bag tray display close-up closeup kind type sort couple few handful dozen
     bottle jar platter loaf side top front middle edge corner end back bottom part
-    view picture photo image photograph""".split()
+    view picture photo image photograph amount""".split()
 )
 
 # --------------------------------------------------------------------------------------
@@ -443,7 +464,7 @@ VERB_CLASSES: dict[str, list[str]] = {
         "cut/cuts/cutting/cut|slice|chop", "open", "close", "touch/touches", "wash/washes|clean|scrub",
         "brush/brushes", "fix/fixes|repair", "paint", "fill", "load", "pour", "pet", "hug", "feed/feeds/feeding/fed",
         "chase", "use", "read/reads/reading/read", "sell/sells/selling/sold", "serve", "cook|prepare|make/makes/making/made|bake",
-        "wear/wears/wearing/wore", "build/builds/building/built", "kiss/kisses",
+        "wear/wears/wearing/wore", "kiss/kisses",
         "tie", "shake/shakes/shaking/shook", "blow/blows/blowing/blew",
         "lead/leads/leading/led", "follow", "photograph",
         "arrange", "decorate", "drink/drinks/drinking/drank|sip", "eat/eats/eating/ate|munch/munches|devour",
@@ -639,14 +660,13 @@ PREPOSITIONS = frozenset(w for w in RELATIONS if " " not in w) | OTHER_PREPOSITI
 # Every multi-word unit, by its first word, longest first: the tokenizer merges them so
 # that "in front of" is one relation and "hot dog" one noun (never "hot" + "dog").
 _MULTIWORD = sorted(
-    {w for w in (*NOUNS, *RELATIONS) if " " in w}, key=lambda w: (-len(w.split()), w)
+    {w for w in (*NOUNS, *RELATIONS, *FIXED_PHRASES) if " " in w}, key=lambda w: (-len(w.split()), w)
 )
 MULTIWORD_BY_FIRST: dict[str, tuple[tuple[str, ...], ...]] = {}
 for _phrase in _MULTIWORD:
     _words = tuple(_phrase.split())
     MULTIWORD_BY_FIRST.setdefault(_words[0], ())
     MULTIWORD_BY_FIRST[_words[0]] += (_words,)
-MAX_MULTIWORD = max(len(w) for first in MULTIWORD_BY_FIRST.values() for w in first)
 
 # Replacement pools, built once: class -> number -> list of (concept, surface form).
 REPLACEABLE_NOUN_CLASSES = frozenset(NOUN_CLASSES) - {"generic", "frame"}
@@ -702,6 +722,8 @@ def pos_candidates(word: str) -> frozenset[str]:
     Tags: DET, NUM, PRON, AUX, CONJ, PREP, ADJ, ADV, NOUN, VERB. Context picks one of
     them (see ``negatives._resolve_tags``); an empty set means "unknown word".
     """
+    if word in FIXED_PHRASES:
+        return frozenset({FIXED_PHRASES[word]})
     tags = set()
     if word in DETERMINERS or word in QUANTIFIERS:
         tags.add("DET")
@@ -725,7 +747,3 @@ def pos_candidates(word: str) -> frozenset[str]:
         tags.add("VERB")
     return frozenset(tags)
 
-
-def words_of(groups: Iterable[str]) -> list[str]:
-    """Flatten "a|b" concept strings into their words (used by tests and reports)."""
-    return [w for entry in groups for w in entry.split("|")]

@@ -1,0 +1,120 @@
+"""Publishing: the model card and the upload of an exported folder.
+
+Only a plain ``CLIPModel`` + processor + card (+ the redacted training arguments and
+evaluation results) ever leaves the machine: uploads name the files they may send
+(``HUB_ALLOW_PATTERNS``), so a decoder, the decoder projection, optimizer state,
+TensorBoard logs or a skipped-rows report in the same folder stay behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from huggingface_hub import HfApi, ModelCard, ModelCardData
+
+HUB_ALLOW_PATTERNS = [
+    "config.json", "model.safetensors", "model-*.safetensors", "model.safetensors.index.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+    "processor_config.json", "preprocessor_config.json", "README.md", "results.json", "read_training_args.json",
+]
+
+CITATION = """@inproceedings{kwon2025read,
+  title     = {Enhancing Compositional Reasoning in CLIP via Reconstruction and Alignment of Text Descriptions},
+  author    = {Kwon, Jihoon and Min, Kyle and Sohn, Jy-yong},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year      = {2025}
+}"""
+
+# Training settings worth showing in a card, in this order (the JSON has them all).
+CARD_SETTINGS = (
+    "reconstruction_weight", "alignment_weight", "num_hard_negatives", "decoder_name_or_path", "decoder_dropout",
+    "reconstruction_target", "alignment_symmetric", "alignment_include_negatives", "use_peft", "lora_r",
+    "lora_alpha", "lora_towers", "wise_alpha", "learning_rate", "weight_decay", "lr_scheduler_type", "warmup_steps",
+    "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "bf16", "seed",
+)
+
+
+def build_model_card(*, model_id: str, base_model: str | None, training_args: Mapping[str, Any],
+                     datasets: Sequence[str] = (), eval_results: list | None = None,
+                     results_markdown: str | None = None, license: str | None = None) -> ModelCard:
+    """A card whose metadata the Hub indexes and whose body tells a user how to load and judge the model."""
+    data = ModelCardData(
+        model_name=model_id.split("/")[-1], base_model=base_model if _is_hub_id(base_model) else None,
+        datasets=[d for d in datasets if _is_hub_id(d)] or None, library_name="transformers",
+        pipeline_tag="zero-shot-image-classification", license=license,
+        tags=["clip", "read", "compositionality", "vision-language", "zero-shot-image-classification"],
+        eval_results=eval_results or None,
+    )
+    settings = "\n".join(f"| `{k}` | `{training_args[k]}` |" for k in CARD_SETTINGS if k in training_args)
+    data_line = ", ".join(f"`{d}`" for d in datasets) if datasets else "not recorded"
+    body = f"""
+# {model_id.split("/")[-1]}
+
+A CLIP model fine-tuned with **READ** (REconstruction and Alignment of text Descriptions) from
+`{base_model}`. READ adds two training-only losses to NegCLIP-style contrastive training: a frozen
+T5 decoder reconstructs a caption from the CLIP text embedding (token level), and paraphrases are
+aligned with their caption (sentence level). Nothing of them remains at inference: this is a plain
+`CLIPModel`.
+
+## Usage
+
+```python
+from PIL import Image
+from transformers import CLIPModel, CLIPProcessor
+
+model = CLIPModel.from_pretrained("{model_id}")
+processor = CLIPProcessor.from_pretrained("{model_id}")
+inputs = processor(text=["a red cube left of a blue sphere", "a blue cube left of a red sphere"],
+                   images=Image.open("scene.png"), return_tensors="pt", padding=True)
+probs = model(**inputs).logits_per_image.softmax(dim=-1)
+```
+
+## Training
+
+Loss: `L = L_con + {training_args.get("reconstruction_weight")} · L_rec + {training_args.get("alignment_weight")} · L_align`
+with {training_args.get("num_hard_negatives")} hard-negative captions per anchor.
+
+Data: {data_line}
+
+| setting | value |
+|---|---|
+{settings}
+
+## Evaluation
+
+{results_markdown.strip() if results_markdown else "No evaluation results were recorded for this checkpoint."}
+
+Scores use the cosine similarity of L2-normalised projected embeddings; a tie counts as wrong.
+
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def _is_hub_id(name: str | None) -> bool:
+    """Hub metadata may only reference hub ids, not the local folders used offline."""
+    return bool(name) and not Path(name).exists() and not name.startswith((".", "/", "~")) and name.count("/") <= 1
+
+
+def read_training_args(folder: str | Path) -> dict:
+    path = Path(folder) / "read_training_args.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def upload_folder(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool | None = None,
+                  revision: str | None = None, commit_message: str = "Upload READ CLIPModel",
+                  run_as_future: bool = False):
+    """Create the repo if needed and upload the allowed files of ``folder``.
+
+    ``token=None`` lets huggingface_hub find one the usual way (``HF_TOKEN``, the login cache).
+    """
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                             revision=revision, allow_patterns=HUB_ALLOW_PATTERNS, run_as_future=run_as_future)
