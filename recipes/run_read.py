@@ -17,7 +17,7 @@ from transformers import CLIPProcessor
 
 from read_trainer.cli import parse_args_with_config
 from read_trainer.config import ReadConfig
-from read_trainer.data.loading import DataArguments, load_read_datasets
+from read_trainer.data.loading import DataArguments, load_read_datasets, negative_generator_for
 from read_trainer.data.scan import scan_dataset
 from read_trainer.trainer import ReadTrainer
 
@@ -39,8 +39,15 @@ def main(argv=None) -> str:
                 report_file=data_args.invalid_rows_report or os.path.join(config.output_dir, "invalid_rows.jsonl"),
             )
         logger.info(report.summary())
+    generator = negative_generator_for(data_args, train_dataset, config.num_hard_negatives, config.seed)
+    if generator is not None:  # hard_negatives=generate overrides a negatives column
+        train_dataset, eval_dataset = (
+            d.remove_columns("negatives") if d is not None and "negatives" in d.column_names else d
+            for d in (train_dataset, eval_dataset)
+        )
     trainer = ReadTrainer(args=config, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                          processing_class=processor)
+                          processing_class=processor, negative_generator=generator)
+    trainer.card_datasets = [d for d in (data_args.dataset_name,) if d]
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model()
     if eval_dataset is not None:

@@ -112,8 +112,13 @@ def test_bad_rows_are_named(collator, tmp_path):
     with pytest.raises(BadRowError, match="no 'negatives' and no negative generator"):
         collator([no_negatives])
     too_few = dict(good[0], captions=["a red cube"], negatives=["a red cube", "", "a blue cube"])
-    with pytest.raises(BadRowError, match="1 usable hard negative"):
+    with pytest.raises(BadRowError, match="1 usable hard negative.*batch cannot supply"):
         collator([too_few])
+    # In a batch, the shortfall is filled from the other anchors' negatives (and never with its own anchor).
+    batch = collator([too_few] + make_rows(3)[1:])
+    texts = _decode(collator, batch["input_ids"])
+    own = texts[3: 3 + 2]
+    assert "a red cube" not in own and len(set(own)) == 2 and "a blue cube" in own
 
 
 def test_negative_generator_is_used_when_rows_have_none(collator):
@@ -121,7 +126,7 @@ def test_negative_generator_is_used_when_rows_have_none(collator):
 
     def generator(caption, k):
         calls.append(caption)
-        return [f"not {caption}", f"never {caption}", f"hardly {caption}"][:k]
+        return [f"not {caption}", f"never {caption}", f"hardly {caption}", f"barely {caption}"][:k]
 
     with_generator = copy.copy(collator)
     with_generator.negative_generator = generator
@@ -129,4 +134,4 @@ def test_negative_generator_is_used_when_rows_have_none(collator):
     batch = with_generator(rows)
     texts = _decode(collator, batch["input_ids"])
     assert calls == texts[:2]
-    assert texts[2].startswith(("not ", "never ", "hardly "))
+    assert texts[2].startswith(("not ", "never ", "hardly ", "barely "))

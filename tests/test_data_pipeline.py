@@ -119,3 +119,30 @@ def test_scan_reads_datasets_image_features_without_crashing_on_a_bad_file(tmp_p
     kept, report = scan_dataset(dataset, policy="skip", report_file=str(tmp_path / "r.jsonl"))
     assert kept["row_id"] == [0] and report.problems == {"image does not decode": 1}
     assert kept[0]["image"].size == (40, 40)  # still a decoded Image column
+
+
+def test_run_read_generates_negatives_when_the_data_has_none(tiny_models, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    import run_read
+    from read_trainer.data.loading import negative_generator_for
+
+    from conftest import CAPTIONS
+
+    lines = []
+    for i, captions in enumerate(CAPTIONS):
+        random_image(i).save(tmp_path / f"{i}.png")
+        lines.append(json.dumps({"image": f"{i}.png", "captions": captions}))
+    (tmp_path / "train.jsonl").write_text("\n".join(lines))
+    clip_dir, t5_dir = tiny_models
+    out = run_read.main(["--model_name_or_path", clip_dir, "--decoder_name_or_path", t5_dir,
+                         "--train_file", str(tmp_path / "train.jsonl"), "--output_dir", str(tmp_path / "run"),
+                         "--max_steps", "1", "--per_device_train_batch_size", "4", "--report_to", "none",
+                         "--use_cpu", "true", "--save_strategy", "no"])
+    assert (Path(out) / "model.safetensors").is_file()
+    with_column = datasets.Dataset.from_dict({"captions": [["a"]], "negatives": [[["b"]]]})
+    assert negative_generator_for(DataArguments(), with_column, 3, 0) is None
+    assert negative_generator_for(DataArguments(hard_negatives="generate"), with_column, 3, 0) is not None
+    assert negative_generator_for(DataArguments(), with_column.remove_columns("negatives"), 0, 0) is None

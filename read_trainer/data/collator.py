@@ -32,6 +32,8 @@ from typing import Any, Callable, Sequence
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .negatives import fill_shortfall, normalize
+
 logger = logging.getLogger(__name__)
 
 
@@ -84,7 +86,9 @@ class ReadCollator:
         num_hard_negatives: K negatives per anchor.
         use_paraphrases: add one paraphrase per anchor (alignment on).
         negative_generator: ``f(caption, k) -> list[str]`` used when a row has no
-            ``negatives``; ``None`` means rows must carry them (when K > 0).
+            ``negatives`` (e.g. ``HardNegativeGenerator``); ``None`` means rows must carry
+            them (when K > 0). An anchor left with fewer than K is topped up from the rest
+            of the batch (other anchors' negatives, then other anchors).
         reconstruction_target: ``"random_caption"`` or ``"anchor"``.
         pad_to_max_length: pad texts and labels to their maximum lengths instead of
             the longest in the batch (same losses, more compute; for static shapes).
@@ -123,14 +127,15 @@ class ReadCollator:
             anchor = captions[anchor_index]
             anchors.append(anchor)
             if self.num_hard_negatives > 0:
-                negatives.extend(self._negatives(row, row_id, captions, anchor_index, rng))
+                negatives.append(self._negatives(row, row_id, captions, anchor_index, rng))
             if self.use_paraphrases:
                 paraphrases.append(self._paraphrase(row, captions, anchor_index, rng))
             if self.decoder_tokenizer is not None:
                 targets.append(anchor if self.reconstruction_target == "anchor" else rng.choice(captions))
             images.append(load_image(row.get(self.image_column), row_id))
 
-        texts = anchors + negatives + paraphrases
+        negatives = self._complete_negatives(negatives, anchors, rows)
+        texts = anchors + [text for per_anchor in negatives for text in per_anchor] + paraphrases
         # Dynamic padding is exact (causal mask + EOT pooling; T5 pads are -100) and ~5x
         # shorter than 77 on COCO; fixed padding is kept for static-shape compilers.
         padding = "max_length" if self.pad_to_max_length else "longest"
@@ -176,20 +181,37 @@ class ReadCollator:
                 "give one list per caption"
             )
         if given is not None:
-            pool = [n for n in dict.fromkeys(as_text_list(given)) if n.lower() != anchor.lower()]
+            pool = [n for n in dict.fromkeys(as_text_list(given)) if normalize(n) != normalize(anchor)]
         elif self.negative_generator is not None:
-            pool = list(self.negative_generator(anchor, k))
+            # Ask for more than K so the per-(epoch, row) draw below varies across epochs.
+            pool = list(self.negative_generator(anchor, 2 * k))
         else:
             raise BadRowError(
                 f"row {row_id!r}: num_hard_negatives={k} but the row has no {self.negatives_column!r} and no "
                 "negative generator is configured"
             )
-        if len(pool) < k:
-            raise BadRowError(
-                f"row {row_id!r}: {len(pool)} usable hard negative(s) for {anchor!r}, {k} needed "
-                "(empty ones and ones equal to the caption are not usable)"
-            )
         return rng.sample(pool, k) if len(pool) > k else pool
+
+    def _complete_negatives(self, negatives: list[list[str]], anchors: list[str], rows: list[dict]) -> list[list[str]]:
+        """Top up anchors with fewer than K negatives from the rest of the batch (documented fallback).
+
+        Other anchors' negatives first, then other anchors themselves (never one of the
+        same image). A batch that cannot supply K distinct texts is an error naming the row.
+        """
+        k = self.num_hard_negatives
+        if k == 0 or all(len(n) >= k for n in negatives):
+            return negatives
+        row_ids = [row.get("row_id", i) for i, row in enumerate(rows)]
+        self._warn_once("negative-fill", "some anchors have fewer than num_hard_negatives negatives: "
+                                         "filling from other captions' negatives in the batch")
+        filled = fill_shortfall(negatives, anchors, k, row_rng(self.seed, self.epoch, tuple(row_ids)), groups=row_ids)
+        for row_id, anchor, own, done in zip(row_ids, anchors, negatives, filled):
+            if len(done) < k:
+                raise BadRowError(
+                    f"row {row_id!r}: {len(own)} usable hard negative(s) for {anchor!r} and the batch cannot supply "
+                    f"the other {k - len(own)} (empty ones and ones equal to the caption are not usable)"
+                )
+        return filled
 
     def _paraphrase(self, row: dict, captions: list[str], anchor_index: int, rng: random.Random) -> str:
         given = row.get(self.paraphrase_column)

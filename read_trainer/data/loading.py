@@ -50,6 +50,17 @@ class DataArguments:
     negatives_column: str | None = field(
         default="negatives", metadata={"help": "Column with hard-negative captions (optional with a generator)."}
     )
+    hard_negatives: str = field(
+        default="auto",
+        metadata={"help": "Where hard negatives come from: 'column' (the negatives column), 'generate' (swaps and "
+                  "replacements made on the fly from each anchor) or 'auto' (the column if present, else generate).",
+                  "choices": ["auto", "column", "generate"]},
+    )
+    negative_backend: str = field(
+        default="rules",
+        metadata={"help": "Generator backend: 'rules' (offline lexicons, no model) or 'spacy' (needs spaCy and "
+                  "en_core_web_sm installed).", "choices": ["rules", "spacy"]},
+    )
     karpathy_splits: str = field(
         default="train,restval",
         metadata={"help": "Splits taken for training from a Karpathy dataset_coco.json / dataset_flickr30k.json."},
@@ -190,6 +201,18 @@ def to_read_schema(dataset: datasets.Dataset, data_args: DataArguments) -> datas
     if "row_id" in dataset.column_names:
         dataset = dataset.remove_columns("row_id")
     return dataset.add_column("row_id", list(range(len(dataset))))
+
+
+def negative_generator_for(data_args: DataArguments, dataset: datasets.Dataset, num_hard_negatives: int,
+                           seed: int):
+    """The generator ``hard_negatives`` asks for, or ``None`` when negatives come from the column."""
+    from .negatives import HardNegativeGenerator
+
+    if num_hard_negatives == 0 or data_args.hard_negatives == "column":
+        return None
+    if data_args.hard_negatives == "auto" and "negatives" in dataset.column_names:
+        return None
+    return HardNegativeGenerator(seed=seed, backend=data_args.negative_backend)
 
 
 def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Dataset | None]:
