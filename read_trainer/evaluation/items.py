@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+
+if TYPE_CHECKING:  # results.py imports this module; the annotation only needs the name
+    from .results import BenchmarkResult
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,8 @@ class Benchmark:
     def all_images(self) -> list[ImageRef]:
         return [im for items in self.subsets.values() for item in items for im in item.images]
 
-    def evaluate(self, embedder) -> "BenchmarkResult":  # noqa: F821 - see results.py
-        from .scoring import score_benchmark
+    def evaluate(self, embedder) -> "BenchmarkResult":
+        from .scoring import score_benchmark  # scoring imports this module
 
         return score_benchmark(self, embedder)
 

@@ -66,63 +66,65 @@ def percent(numerator: float, denominator: float) -> float:
     return 100.0 * numerator / denominator
 
 
-def count_outcomes(outcomes: list[dict[str, str]], metric: str) -> dict[str, int]:
-    return {
-        "n": len(outcomes),
-        "correct": sum(o[metric] == CORRECT for o in outcomes),
-        "ties": sum(o[metric] == TIE for o in outcomes),
-    }
+def _subset_row(outcomes: list[dict[str, str]], metrics: list[str], key) -> dict[str, float]:
+    """Accuracy, correct and tie counts of one subset for each metric, plus n."""
+    row: dict[str, float] = {}
+    for m in metrics:
+        correct = sum(o[m] == CORRECT for o in outcomes)
+        row[m] = percent(correct, len(outcomes))
+        row[key(m, "correct")] = correct
+        row[key(m, "ties")] = sum(o[m] == TIE for o in outcomes)
+    row["n"] = len(outcomes)
+    return row
+
+
+def _macro(subsets: dict[str, dict], names, metric: str) -> float:
+    return mean(subsets[s][metric] for s in names)
+
+
+def _micro(subsets: dict[str, dict], names, correct_key: str) -> float:
+    return percent(sum(subsets[s][correct_key] for s in names), sum(subsets[s]["n"] for s in names))
 
 
 def summarize(benchmark: Benchmark, decisions: dict[str, list[dict[str, str]]]) -> BenchmarkResult:
-    """Aggregate per-item outcomes of every subset into a ``BenchmarkResult``."""
+    """Aggregate per-item outcomes of every subset into a ``BenchmarkResult``.
+
+    Single-metric benchmarks report ``macro``, ``micro``, ``ties``; multi-metric ones
+    (Winoground) prefix each with the metric (``text_macro``, ...) and also give each
+    metric under the benchmark's rule (``text``, ``image``, ``group``).
+    """
     empty = [name for name, outcomes in decisions.items() if not outcomes]
     if empty:
         raise ValueError(f"{benchmark.name}: subsets with no items: {empty}")
-    metric_names = list(next(iter(decisions.values()))[0])
-    single = len(metric_names) == 1
+    names = list(next(iter(decisions.values()))[0])
+    single = len(names) == 1
 
     def key(metric: str, suffix: str) -> str:
         return suffix if single else f"{metric}_{suffix}"
 
-    subsets: dict[str, dict[str, float]] = {}
-    for name, outcomes in decisions.items():
-        row: dict[str, float] = {}
-        for m in metric_names:
-            c = count_outcomes(outcomes, m)
-            row[m] = percent(c["correct"], c["n"])
-            row.update({key(m, "correct"): c["correct"], key(m, "ties"): c["ties"]})
-        row["n"] = len(outcomes)
-        subsets[name] = row
-
+    subsets = {name: _subset_row(outcomes, names, key) for name, outcomes in decisions.items()}
     metrics: dict[str, float] = {}
     groups: dict[str, float] = {}
     by_rule: dict[str, float] = {}
-    for m in metric_names:
-        macro = mean(subsets[s][m] for s in subsets)
-        micro = percent(sum(subsets[s][key(m, "correct")] for s in subsets), sum(subsets[s]["n"] for s in subsets))
-        metrics[key(m, "macro")], metrics[key(m, "micro")] = macro, micro
-        metrics[key(m, "ties")] = sum(subsets[s][key(m, "ties")] for s in subsets)
-        group_scores = {
-            g: (percent(sum(subsets[s][key(m, "correct")] for s in names), sum(subsets[s]["n"] for s in names))
-                if benchmark.averaging == "micro" else mean(subsets[s][m] for s in names))
-            for g, names in (benchmark.groups or {}).items()
-        }
+    for m in names:
+        metrics[key(m, "macro")] = _macro(subsets, subsets, m)
+        metrics[key(m, "micro")] = _micro(subsets, subsets, key(m, "correct"))
+        metrics[key(m, "ties")] = sum(row[key(m, "ties")] for row in subsets.values())
+        # A micro benchmark's groups pool their items; otherwise a group is the mean of its subsets.
+        group_scores = {g: _micro(subsets, members, key(m, "correct")) if benchmark.averaging == "micro"
+                        else _macro(subsets, members, m) for g, members in (benchmark.groups or {}).items()}
+        by_rule[m] = (mean(group_scores.values()) if benchmark.averaging == "macro_of_groups"
+                      else metrics[key(m, benchmark.averaging)])
         if m == benchmark.primary_metric:
             groups = group_scores
-        if benchmark.averaging == "macro_of_groups":
-            by_rule[m] = mean(group_scores.values())
-        else:
-            by_rule[m] = macro if benchmark.averaging == "macro" else micro
         if not single:
             metrics[m] = by_rule[m]
-    metrics["n"] = sum(s["n"] for s in subsets.values())
-    total = by_rule[benchmark.primary_metric]
-    metrics["total"] = total
+    metrics["n"] = sum(row["n"] for row in subsets.values())
+    metrics["total"] = total = by_rule[benchmark.primary_metric]
     words = AVERAGING_WORDS[benchmark.averaging]
     if not single:
         words = f"{benchmark.primary_metric} score; {words}"
-    return BenchmarkResult(benchmark.name, total, words, metrics, subsets, metric_names, groups, decisions)
+    return BenchmarkResult(benchmark.name, total, words, metrics, subsets, names, groups, decisions)
 
 
 def paper_average(results: Mapping[str, BenchmarkResult]) -> float | None:

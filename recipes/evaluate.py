@@ -1,0 +1,88 @@
+"""Evaluate one or more CLIP checkpoints on the compositional suite (and retention checks).
+
+    python recipes/evaluate.py --model openai/clip-vit-base-patch32 --model ./read-clip \
+        --benchmarks paper --data_root ./benchdata --output ./eval_out --dtype bf16
+
+Writes ``<output>/results.json`` and ``<output>/results.md`` (every number with its
+averaging rule; the paper's six-number average when all six ran) and, with several
+models, ``<output>/comparison.png``. ``--model`` takes any ``CLIPModel`` hub id or local
+folder and can be repeated; ``--compare A B ...`` is the same as repeating it.
+Benchmark names and set names (``paper``, ``compositional``, ``retention``, ``all``)
+and the ``--data_root`` layout are documented in ``read_trainer/evaluation/suite.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from read_trainer.evaluation.embedding import ClipEmbedder
+from read_trainer.evaluation.report import markdown_report, plot_comparison, write_results_json
+from read_trainer.evaluation.suite import BENCHMARKS, SETS, expand_names, load_suite, run_suite
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", default=[], help="CLIPModel hub id or folder (repeatable)")
+    p.add_argument("--compare", nargs="+", default=[], help="several models at once (same as repeated --model)")
+    p.add_argument("--label", action="append", default=[],
+                   help="display name per model, in order (default: the id or folder name)")
+    p.add_argument("--benchmarks", nargs="+", default=["paper"],
+                   help=f"benchmarks or sets; benchmarks: {', '.join(BENCHMARKS)}; sets: {', '.join(SETS)}")
+    p.add_argument("--data_root", required=True, help="folder laid out as in read_trainer/evaluation/suite.py")
+    p.add_argument("--image_root", action="append", default=[], metavar="BENCHMARK=PATH",
+                   help="image folder for one benchmark (default: <data_root>/<benchmark folder>/images)")
+    p.add_argument("--output", default="eval_results", help="output folder")
+    p.add_argument("--batch_size", type=int, default=256)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype")
+    p.add_argument("--num_workers", type=int, default=0, help="image decoding workers")
+    p.add_argument("--limit", type=int, default=None, help="at most this many items per subset (smoke runs)")
+    p.add_argument("--save_decisions", action="store_true", help="store every item's outcome in results.json")
+    p.add_argument("--no_progress", action="store_true")
+    args = p.parse_args(argv)
+    args.models = args.model + args.compare
+    if not args.models:
+        p.error("give at least one --model (or --compare A B ...)")
+    if args.label and len(args.label) != len(args.models):
+        p.error(f"{len(args.label)} --label for {len(args.models)} models")
+    return args
+
+
+def parse_image_roots(pairs: list[str]) -> dict[str, str]:
+    roots = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--image_root expects BENCHMARK=PATH, got {pair!r}")
+        roots.update({n: path for n in expand_names([name])})
+    return roots
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    tasks = load_suite(args.benchmarks, args.data_root, parse_image_roots(args.image_root), args.limit)
+    labels = args.label or [Path(m).name if Path(m).exists() else m for m in args.models]
+    results = {}
+    for label, model in zip(labels, args.models):
+        embedder = ClipEmbedder.from_pretrained(model, batch_size=args.batch_size, device=args.device,
+                                                dtype=args.dtype, num_workers=args.num_workers,
+                                                progress=not args.no_progress)
+        results[label] = run_suite(tasks, embedder)
+    out = Path(args.output)
+    meta = {"models": dict(zip(labels, args.models)), "benchmarks": [t.name for t in tasks], "dtype": args.dtype,
+            "device": args.device, "limit": args.limit, "data_root": str(args.data_root)}
+    write_results_json(out / "results.json", results, meta, with_decisions=args.save_decisions)
+    report = markdown_report(results)
+    (out / "results.md").write_text(report, encoding="utf-8")
+    if len(results) > 1:
+        plot_comparison(results, out / "comparison.png")
+    print(report)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
