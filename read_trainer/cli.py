@@ -49,3 +49,12 @@ def load_yaml_config(path: str, dataclass_types: Sequence[type]) -> dict:
     if unknown:
         raise ValueError(f"{path}: unknown option(s) {unknown}")
     return values
+
+
+def run_read_argument_types() -> tuple[type, ...]:
+    """The dataclasses ``recipes/run_read.py`` parses (and so the keys a recipe YAML may hold)."""
+    from .config import ReadConfig
+    from .data.loading import DataArguments
+    from .evaluation.arguments import BenchmarkArguments
+
+    return DataArguments, ReadConfig, BenchmarkArguments

@@ -203,7 +203,15 @@ class ReadTrainer(Trainer):
 
     # -- logging -------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        mode = "eval" if any(key.startswith("eval_") for key in logs) else "train"
+        # Trainer's training logs carry "loss", its evaluation logs "eval_*"; anything else
+        # (e.g. benchmark results logged by a callback) gets no loss components merged in.
+        if "loss" in logs:
+            mode = "train"
+        elif any(key.startswith("eval_") for key in logs):
+            mode = "eval"
+        else:
+            super().log(logs, start_time)
+            return
         prefix = "eval_" if mode == "eval" else ""
         for name, values in self._metrics[mode].items():
             if not values:
@@ -274,7 +282,8 @@ class ReadTrainer(Trainer):
             if getattr(callback, "latest", None):
                 from .evaluation.report import markdown_report, model_card_eval_results
 
-                eval_results, table = model_card_eval_results(callback.latest), markdown_report(callback.latest)
+                eval_results = model_card_eval_results(callback.latest)
+                table = markdown_report({"this model": callback.latest})
         datasets = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name or self.card_datasets)
         card = build_model_card(
             model_id=self.hub_model_id or model_name or os.path.basename(os.path.abspath(self.args.output_dir)),

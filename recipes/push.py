@@ -44,7 +44,7 @@ def main(argv=None):
         from read_trainer.evaluation.report import load_results, markdown_report, model_card_eval_results
 
         results = load_results(results_file)
-        eval_results, table = model_card_eval_results(results), markdown_report(results)
+        eval_results, table = model_card_eval_results(results), markdown_report({"this model": results})
     card = build_model_card(model_id=args.repo_id, base_model=training_args.get("model_name_or_path"),
                             training_args=training_args, datasets=args.dataset, eval_results=eval_results,
                             results_markdown=table, license=args.license)

@@ -15,17 +15,19 @@ import sys
 
 from transformers import CLIPProcessor
 
-from read_trainer.cli import parse_args_with_config
-from read_trainer.config import ReadConfig
-from read_trainer.data.loading import DataArguments, load_read_datasets, negative_generator_for
+from read_trainer.cli import parse_args_with_config, run_read_argument_types
+from read_trainer.data.loading import load_read_datasets, negative_generator_for
 from read_trainer.data.scan import scan_dataset
+from read_trainer.evaluation.callback import CompositionalEvalCallback
+from read_trainer.evaluation.report import write_results_json
+from read_trainer.evaluation.suite import load_suite
 from read_trainer.trainer import ReadTrainer
 
 logger = logging.getLogger("run_read")
 
 
 def main(argv=None) -> str:
-    data_args, config = parse_args_with_config((DataArguments, ReadConfig), argv)
+    data_args, config, bench_args = parse_args_with_config(run_read_argument_types(), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if config.should_log else logging.WARNING)
     train_dataset, eval_dataset = load_read_datasets(data_args)
@@ -48,8 +50,22 @@ def main(argv=None) -> str:
     trainer = ReadTrainer(args=config, train_dataset=train_dataset, eval_dataset=eval_dataset,
                           processing_class=processor, negative_generator=generator)
     trainer.card_datasets = [d for d in (data_args.dataset_name,) if d]
+    benchmarks = None
+    if bench_args.names():
+        if bench_args.benchmark_data_root is None:
+            raise ValueError("--benchmarks needs --benchmark_data_root")
+        tasks = load_suite(bench_args.names(), bench_args.benchmark_data_root, bench_args.image_roots(),
+                           limit=bench_args.benchmark_limit)
+        benchmarks = CompositionalEvalCallback(tasks, processor, eval_steps=bench_args.benchmark_steps,
+                                               batch_size=bench_args.benchmark_batch_size).attach(trainer)
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model()
+    if benchmarks is not None:
+        # Final scores of the trained model: logged, saved beside it, and put in its model card.
+        trainer.log(benchmarks.evaluate_now(trainer.model, processor, trainer.state.global_step))
+        if trainer.is_world_process_zero():
+            write_results_json(os.path.join(config.output_dir, "results.json"), {"this model": benchmarks.latest})
+            trainer.create_model_card()
     if eval_dataset is not None:
         trainer.log_metrics("eval", trainer.evaluate())
     if config.push_to_hub:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from read_trainer.cli import parse_args_with_config
+from read_trainer.cli import parse_args_with_config, run_read_argument_types
 from read_trainer.config import ReadConfig
 from read_trainer.data.loading import DataArguments
 
@@ -19,7 +19,8 @@ def test_there_are_recipes():
 @pytest.mark.parametrize("path", TRAINING_YAMLS, ids=lambda p: p.name)
 def test_every_recipe_yaml_parses(path):
     # --use_cpu: the reference YAML asks for bf16, which TrainingArguments only accepts on CPU when told so.
-    data, config = parse_args_with_config((DataArguments, ReadConfig), ["--config", str(path), "--use_cpu", "true"])
+    data, config, benchmarks = parse_args_with_config(run_read_argument_types(),
+                                                      ["--config", str(path), "--use_cpu", "true"])
     assert isinstance(config, ReadConfig)
 
 

@@ -148,3 +148,22 @@ def model_card_eval_results(results: Mapping[str, BenchmarkResult]) -> list:
                                   dataset_name="READ paper average", metric_type="accuracy",
                                   metric_value=round(avg, 2), metric_name=PAPER_AVERAGE_WORDS))
     return entries
+
+
+def load_results(path: str | Path, label: str | None = None) -> dict[str, BenchmarkResult]:
+    """Read one model's results back from a ``results.json`` (the first model unless ``label``)."""
+    payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    models = payload.get("models", {})
+    if not models:
+        raise ValueError(f"{path}: no model results in this file")
+    if label is None:
+        label = next(iter(models))
+    if label not in models:
+        raise KeyError(f"{path}: no results for {label!r}; it has {sorted(models)}")
+    out = {}
+    for name, r in models[label]["benchmarks"].items():
+        counts = {"n", "correct", "ties"}
+        rates = sorted({k for values in r["subsets"].values() for k in values} - counts)
+        out[name] = BenchmarkResult(name=r["name"], total=r["total"], averaging=r["averaging"], metrics=r["metrics"],
+                                    subsets=r["subsets"], rates=rates, groups=r.get("groups", {}))
+    return out

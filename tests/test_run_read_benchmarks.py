@@ -1,0 +1,40 @@
+"""Benchmarks attached to a training run: logged, saved as results.json, carried into the model card."""
+
+import json
+import sys
+from pathlib import Path
+
+from huggingface_hub import ModelCard
+
+from conftest import CAPTIONS, random_image
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHDATA = REPO.parent / "shared" / "benchdata"
+sys.path.insert(0, str(REPO / "recipes"))
+import run_read  # noqa: E402
+
+
+def test_benchmarks_during_and_after_training_reach_logs_results_and_card(tiny_models, tmp_path):
+    assert (BENCHDATA / "sugarcrepe_pp").is_dir(), "benchmark annotations missing"
+    lines = []
+    for i, captions in enumerate(CAPTIONS):
+        random_image(i).save(tmp_path / f"{i}.png")
+        lines.append(json.dumps({"image": f"{i}.png", "captions": captions}))
+    (tmp_path / "train.jsonl").write_text("\n".join(lines))
+    clip_dir, t5_dir = tiny_models
+    out = Path(run_read.main([
+        "--model_name_or_path", clip_dir, "--decoder_name_or_path", t5_dir, "--train_file", str(tmp_path / "train.jsonl"),
+        "--output_dir", str(tmp_path / "run"), "--max_steps", "2", "--per_device_train_batch_size", "4",
+        "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no", "--logging_steps", "1",
+        "--benchmarks", "sugarcrepe_pp_tot", "--benchmark_data_root", str(BENCHDATA), "--benchmark_limit", "5",
+        "--benchmark_steps", "1",
+    ]))
+    results = json.loads((out / "results.json").read_text())
+    tot = results["models"]["this model"]["benchmarks"]["sugarcrepe_pp_tot"]
+    assert set(tot["subsets"]) == {"replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj"}
+    assert "macro" in tot["averaging"]
+    card = ModelCard.load(out / "README.md")
+    assert any(r.dataset_type == "sugarcrepe_pp_tot" for r in card.data.eval_results)
+    assert "SugarCrepe++ TOT" in card.text
+    state = json.loads((out / "read_training_args.json").read_text())
+    assert state["model_name_or_path"] == clip_dir
