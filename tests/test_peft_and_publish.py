@@ -224,3 +224,27 @@ def test_push_recipe_publishes_an_existing_folder(tiny_models, tmp_path, fake_hu
     card = ModelCard.load(folder / "README.md")
     assert card.data.pipeline_tag == "zero-shot-image-classification"
     assert fake_hub.repos[-1] == ("me/read", True)
+
+
+def test_wise_ft_recipe_exports_and_sweeps(tiny_models, tmp_path):
+    sys.path.insert(0, str(REPO / "recipes"))
+    import wise_ft as recipe
+
+    clip_dir = tiny_models[0]
+    tuned_dir = tmp_path / "tuned"
+    tuned = CLIPModel.from_pretrained(clip_dir)
+    with torch.no_grad():
+        tuned.text_projection.weight.mul_(-1.0)
+    tuned.save_pretrained(tuned_dir)
+    CLIPProcessor.from_pretrained(clip_dir).save_pretrained(tuned_dir)
+
+    recipe.main(["--base", clip_dir, "--finetuned", str(tuned_dir), "--alpha", "0", "--output", str(tmp_path / "a0")])
+    assert torch.equal(CLIPModel.from_pretrained(tmp_path / "a0").text_projection.weight,
+                       CLIPModel.from_pretrained(clip_dir).text_projection.weight)
+    benchdata = REPO.parent / "shared" / "benchdata"
+    results = recipe.main(["--base", clip_dir, "--finetuned", str(tuned_dir), "--alphas", "0,1",
+                           "--data_root", str(benchdata), "--limit", "5", "--output", str(tmp_path / "sweep")])
+    assert set(results) == {"alpha=0", "alpha=1"}
+    assert (tmp_path / "sweep" / "results.json").is_file() and (tmp_path / "sweep" / "chart.png").is_file()
+    with pytest.raises(SystemExit):
+        recipe.main(["--base", clip_dir, "--finetuned", str(tuned_dir), "--output", "x"])
