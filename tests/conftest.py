@@ -58,3 +58,18 @@ def tiny_models(tmp_path_factory):
 
     corpus = CORPUS + [f"in short {c}" for c in CORPUS]
     return tuple(str(p) for p in write_tiny_models(tmp_path_factory.mktemp("models"), corpus=corpus))
+
+
+def write_caption_jsonl(folder, image_key: str = "image"):
+    """A JSONL training file (one row per scene, image path relative to the file) and its images."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    lines = []
+    for i, captions in enumerate(CAPTIONS):
+        random_image(i).save(folder / f"{i}.png")
+        lines.append(json.dumps({image_key: f"{i}.png", "captions": captions}))
+    path = folder / "train.jsonl"
+    path.write_text("\n".join(lines))
+    return path

@@ -9,7 +9,7 @@ from read_trainer.data.collator import BadRowError
 from read_trainer.data.loading import DataArguments, load_read_datasets
 from read_trainer.data.scan import scan_dataset
 
-from conftest import random_image
+from conftest import random_image, write_caption_jsonl
 
 
 def _karpathy(tmp_path):
@@ -129,13 +129,7 @@ def test_run_read_generates_negatives_when_the_data_has_none(tiny_models, tmp_pa
     import run_read
     from read_trainer.data.loading import negative_generator_for
 
-    from conftest import CAPTIONS
-
-    lines = []
-    for i, captions in enumerate(CAPTIONS):
-        random_image(i).save(tmp_path / f"{i}.png")
-        lines.append(json.dumps({"image": f"{i}.png", "captions": captions}))
-    (tmp_path / "train.jsonl").write_text("\n".join(lines))
+    write_caption_jsonl(tmp_path)
     clip_dir, t5_dir = tiny_models
     out = run_read.main(["--model_name_or_path", clip_dir, "--decoder_name_or_path", t5_dir,
                          "--train_file", str(tmp_path / "train.jsonl"), "--output_dir", str(tmp_path / "run"),

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from read_trainer.data.paraphrases import ParaphraseFilter
 
-from conftest import CAPTIONS, random_image
+from conftest import CAPTIONS, write_caption_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 import make_paraphrases  # noqa: E402
@@ -30,13 +30,7 @@ def test_filter_rules():
 
 @pytest.fixture(scope="module")
 def captions_file(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("para")
-    lines = []
-    for i, captions in enumerate(CAPTIONS):
-        random_image(i).save(folder / f"{i}.png")
-        lines.append(json.dumps({"file_name": f"{i}.png", "captions": captions}))
-    (folder / "train.jsonl").write_text("\n".join(lines))
-    return folder / "train.jsonl"
+    return write_caption_jsonl(tmp_path_factory.mktemp("para"), image_key="file_name")
 
 
 def test_seq2seq_paraphrases_feed_a_training_run(tiny_models, captions_file, tmp_path):

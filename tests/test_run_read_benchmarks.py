@@ -6,7 +6,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from conftest import CAPTIONS, random_image
+from conftest import write_caption_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHDATA = REPO.parent / "shared" / "benchdata"
@@ -16,11 +16,7 @@ import run_read  # noqa: E402
 
 def test_benchmarks_during_and_after_training_reach_logs_results_and_card(tiny_models, tmp_path):
     assert (BENCHDATA / "sugarcrepe_pp").is_dir(), "benchmark annotations missing"
-    lines = []
-    for i, captions in enumerate(CAPTIONS):
-        random_image(i).save(tmp_path / f"{i}.png")
-        lines.append(json.dumps({"image": f"{i}.png", "captions": captions}))
-    (tmp_path / "train.jsonl").write_text("\n".join(lines))
+    write_caption_jsonl(tmp_path)
     clip_dir, t5_dir = tiny_models
     out = Path(run_read.main([
         "--model_name_or_path", clip_dir, "--decoder_name_or_path", t5_dir, "--train_file", str(tmp_path / "train.jsonl"),
