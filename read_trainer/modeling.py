@@ -37,6 +37,62 @@ def _l2_normalise(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(p=2, dim=-1, keepdim=True)
 
 
+def row_extents(mask: torch.Tensor) -> torch.Tensor:
+    """1 + the index of each row's last kept position (its length when padding is on the right).
+
+    Cutting a row after its extent drops only positions the mask excludes, wherever the
+    padding is; a row's *count* of kept positions would cut real tokens if the mask had holes.
+    """
+    positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+    return (mask.to(positions.dtype) * positions).amax(dim=1)
+
+
+def length_groups(lengths: torch.Tensor, max_groups: int) -> list[tuple[torch.Tensor, int]]:
+    """Split rows into at most ``max_groups`` groups of similar length, with least padding.
+
+    Dynamic padding pads a batch to its *longest* row, and caption lengths have a long
+    tail: in a batch of 1,280 COCO texts (B=256, K=3, paraphrases) the longest is ~2.3x
+    the mean, so more than half the positions the text tower (and the decoder) compute
+    are padding. Rows sorted by length and cut into 4 groups, each padded to its own
+    longest row, cost ~1.1x the real tokens. The cuts minimise the padded positions (sum of rows x group maximum):
+    a dynamic programme over the distinct lengths (at most 77).
+
+    Returns ``[(row indices, group max length)]`` in increasing length. One host sync
+    (the lengths), which the step pays once per text tower or decoder pass.
+    """
+    order = torch.argsort(lengths, stable=True)
+    sorted_lengths = lengths[order].tolist()
+    distinct, counts = [], []  # runs of equal length in sorted order
+    for value in sorted_lengths:
+        if distinct and distinct[-1] == value:
+            counts[-1] += 1
+        else:
+            distinct.append(value)
+            counts.append(1)
+    runs, cumulative = len(distinct), [0]
+    for c in counts:
+        cumulative.append(cumulative[-1] + c)
+    groups = max(1, min(max_groups, runs))
+    inf = float("inf")
+    # best[g][j]: least padded positions for runs[:j] in g groups; cut[g][j]: start of the last group.
+    best = [[inf] * (runs + 1) for _ in range(groups + 1)]
+    cut = [[0] * (runs + 1) for _ in range(groups + 1)]
+    best[0][0] = 0
+    for g in range(1, groups + 1):
+        for j in range(1, runs + 1):
+            for i in range(g - 1, j):
+                cost = best[g - 1][i] + (cumulative[j] - cumulative[i]) * distinct[j - 1]
+                if cost < best[g][j]:
+                    best[g][j], cut[g][j] = cost, i
+    g = min(range(1, groups + 1), key=lambda n: best[n][runs])
+    bounds, j = [], runs
+    while g > 0:
+        i = cut[g][j]
+        bounds.append((cumulative[i], cumulative[j], max(1, distinct[j - 1])))
+        j, g = i, g - 1
+    return [(order[start:end], width) for start, end, width in reversed(bounds)]
+
+
 def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **hub_kwargs):
     """Load a T5 checkpoint and keep only ``(decoder stack, lm_head, config)``, frozen.
 
@@ -60,11 +116,16 @@ class ReadModel(nn.Module):
             config, or ``None`` to train without reconstruction (NegCLIP / CLIP baselines).
         decoder_dropout: keep the frozen decoder's dropout active in training, as the
             reference run did.
+        length_groups: texts (and decoder targets) are encoded in up to this many groups
+            of similar length, each padded to its own longest row (see ``length_groups``);
+            1 encodes the whole batch padded to its longest row. Same results either way.
     """
 
-    def __init__(self, clip: CLIPModel, decoder=None, lm_head=None, decoder_config=None, decoder_dropout: bool = True):
+    def __init__(self, clip: CLIPModel, decoder=None, lm_head=None, decoder_config=None, decoder_dropout: bool = True,
+                 length_groups: int = 4):
         super().__init__()
         self.clip = clip
+        self.length_groups = length_groups
         self.decoder = decoder
         self.lm_head = lm_head
         self.decoder_config = decoder_config
@@ -84,14 +145,15 @@ class ReadModel(nn.Module):
         *,
         decoder_dropout: bool = True,
         decoder_dtype: torch.dtype | None = None,
+        length_groups: int = 4,
         **hub_kwargs,
     ) -> "ReadModel":
         """Build from hub ids or local folders (``decoder_name_or_path=None``: no reconstruction)."""
         clip = CLIPModel.from_pretrained(model_name_or_path, **hub_kwargs)
         if decoder_name_or_path is None:
-            return cls(clip)
+            return cls(clip, length_groups=length_groups)
         decoder, lm_head, config = load_frozen_decoder(decoder_name_or_path, dtype=decoder_dtype, **hub_kwargs)
-        return cls(clip, decoder, lm_head, config, decoder_dropout=decoder_dropout)
+        return cls(clip, decoder, lm_head, config, decoder_dropout=decoder_dropout, length_groups=length_groups)
 
     @classmethod
     def from_config(cls, config) -> "ReadModel":
@@ -104,6 +166,7 @@ class ReadModel(nn.Module):
             config.decoder_name_or_path if config.uses_decoder else None,
             decoder_dropout=config.decoder_dropout,
             decoder_dtype=dtype,
+            length_groups=config.length_groups,
         )
 
     # -- modes -----------------------------------------------------------------------
@@ -130,9 +193,24 @@ class ReadModel(nn.Module):
 
     # -- forward ---------------------------------------------------------------------
     def encode_text(self, input_ids, attention_mask=None):
-        """Return (pooled pre-projection hidden state at EOT, L2-normalised projected embedding)."""
-        out = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask)
-        pooled = out.pooler_output
+        """Return (pooled pre-projection hidden state at EOT, L2-normalised projected embedding).
+
+        Every text is encoded once. With an attention mask, rows are grouped by length
+        and each group is cut to its own longest row (exact: the causal mask keeps a row's
+        padding out of its earlier positions and pooling reads the EOT token; only float
+        summation order can differ); outputs come back in the input order.
+        """
+        if attention_mask is None or self.length_groups <= 1:
+            pooled = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        else:
+            groups = length_groups(row_extents(attention_mask), self.length_groups)
+            pieces = [
+                self.clip.text_model(input_ids=input_ids[rows, :width], attention_mask=attention_mask[rows, :width])
+                .pooler_output
+                for rows, width in groups
+            ]
+            order = torch.cat([rows for rows, _ in groups])
+            pooled = torch.cat(pieces)[torch.argsort(order)]
         return pooled, _l2_normalise(self.clip.text_projection(pooled))
 
     def encode_image(self, pixel_values):
@@ -151,6 +229,22 @@ class ReadModel(nn.Module):
             raise RuntimeError("This ReadModel was built without a decoder (reconstruction_weight=0).")
         dtype = next(self.decoder.parameters()).dtype
         memory = self.text_to_decoder(anchor_pooled).unsqueeze(1).to(dtype)  # (B, 1, d_model)
+        valid = labels != -100
+        groups = length_groups(row_extents(valid), self.length_groups) if self.length_groups > 1 else \
+            [(torch.arange(labels.shape[0], device=labels.device), labels.shape[1])]
+        hidden, targets = [], []
+        for rows, width in groups:  # cut after the group's last label: only -100 positions are dropped
+            group_labels = labels[rows, :width]
+            group_hidden = self._decode(memory[rows], group_labels)
+            keep = valid[rows, :width]
+            # Only label positions go through the vocabulary projection: the B×L×V logits of
+            # padding would be computed, and kept in fp32 for the backward, for nothing.
+            hidden.append(group_hidden[keep])
+            targets.append(group_labels[keep])
+        return token_cross_entropy(self.lm_head(torch.cat(hidden)), torch.cat(targets))
+
+    def _decode(self, memory: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The frozen decoder stack's last hidden states for ``labels`` (teacher forcing)."""
         start = self.decoder_config.decoder_start_token_id
         pad = self.decoder_config.pad_token_id
         decoder_input_ids = labels.new_full(labels.shape, start)
@@ -160,7 +254,7 @@ class ReadModel(nn.Module):
         if getattr(self.decoder_config, "scale_decoder_outputs", False):
             # Original T5 (tied head) rescales; v1.1 (untied) does not. Follow the checkpoint.
             hidden = hidden * (self.decoder_config.d_model**-0.5)
-        return token_cross_entropy(self.lm_head(hidden), labels)
+        return hidden
 
     def forward(
         self,

@@ -8,6 +8,7 @@ all-reduced). Checkpoints and the final export hold a plain ``CLIPModel`` + proc
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import defaultdict
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 
 import torch
 from huggingface_hub import HfApi
+from safetensors.torch import save_file
 from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
@@ -27,6 +29,79 @@ from .wise import wise_ft
 
 HEAD_WEIGHTS_NAME = "read_head.safetensors"
 TRAINING_ARGS_NAME = "read_training_args.json"
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    """A parameter's whole value. FSDP2 shards parameters as DTensors: assembling one is a
+    collective, so every process must call this, not only the one that writes."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def _is_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def shardable_logit_scale(model: ReadModel) -> None:
+    """Make CLIP's logit scale a 1-element vector: FSDP (1 and 2) cannot shard 0-dim parameters.
+
+    The losses broadcast it either way; ``clip_state_dict`` turns it back into CLIP's
+    scalar for every export and checkpoint, and ``load_checkpoint_sharded`` reads it back.
+    """
+    clip = model.clip.get_base_model() if model.is_peft else model.clip
+    if clip.logit_scale.dim() == 0:
+        clip.logit_scale = torch.nn.Parameter(clip.logit_scale.detach().reshape(1))
+
+
+def clip_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``CLIPModel`` part of a full ReadModel state dict (FSDP/DeepSpeed hand one to ``_save``)."""
+    state = {k[len("clip."):]: v for k, v in state_dict.items() if k.startswith("clip.")}
+    if "logit_scale" in state:
+        state["logit_scale"] = state["logit_scale"].reshape(())  # see shardable_logit_scale
+    return state
+
+
+def load_checkpoint_sharded(model: ReadModel, folder: str, head_file: str = HEAD_WEIGHTS_NAME) -> None:
+    """``ReadModel.load_checkpoint`` for a model sharded by FSDP2 (parameters are DTensors).
+
+    ``load_state_dict`` cannot copy full tensors into shards; ``set_model_state_dict`` with
+    a full state dict keeps each process's shard of it. Every process reads the files.
+    As strict as ``load_checkpoint``: a resume that loads nothing would silently train
+    from the base model. The frozen decoder is not in our checkpoints (it comes from its
+    own checkpoint, unchanged by training).
+    """
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    if model.is_peft:
+        raise NotImplementedError("resuming a LoRA run under FSDP is not supported; use DDP or DeepSpeed")
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.isfile(os.path.join(folder, "model.safetensors")):
+        files = ["model.safetensors"]
+    elif os.path.isfile(index):
+        with open(index, encoding="utf-8") as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        raise FileNotFoundError(f"no CLIP weights (model.safetensors) in checkpoint {folder!r}")
+    state = {}
+    for name in files:
+        state.update({"clip." + k: v for k, v in load_file(os.path.join(folder, name)).items()})
+    if "clip.logit_scale" in state:  # a scalar in the file, maybe a vector in the model (FSDP)
+        state["clip.logit_scale"] = state["clip.logit_scale"].reshape(model.clip.logit_scale.shape)
+    head_path = os.path.join(folder, head_file)
+    if model.text_to_decoder is not None:
+        if not os.path.isfile(head_path):
+            raise FileNotFoundError(f"checkpoint {folder!r} has no {head_file} (the decoder projection)")
+        state.update(load_file(head_path))
+    result = set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
+    missing = [k for k in result.missing_keys
+               if not k.startswith(("decoder.", "lm_head.")) and not k.endswith("position_ids")]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"checkpoint {folder!r} does not match the model: missing {missing[:5]}, "
+                           f"unexpected {list(result.unexpected_keys)[:5]}")
 
 
 class _CollatorEpoch(TrainerCallback):
@@ -116,6 +191,8 @@ class ReadTrainer(Trainer):
         # ``decoder_labels`` are inputs, not prediction targets.
         self.label_names = []
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
+        if self.is_fsdp_enabled:
+            shardable_logit_scale(self.model)
         self._saving_checkpoint = False
         # Dataset names for the model card (set by the recipe; hub ids only are linked).
         self.card_datasets: list[str] = []
@@ -240,7 +317,7 @@ class ReadTrainer(Trainer):
         model = self._read_model()
         clip_state = None
         if state_dict and not model.is_peft:  # FSDP / DeepSpeed hand us the gathered full state dict
-            clip_state = {k[len("clip."):]: v for k, v in state_dict.items() if k.startswith("clip.")}
+            clip_state = clip_state_dict(state_dict)
         clip = model.export_clip()
         final = not self._saving_checkpoint
         if final and self.args.wise_alpha < 1.0:
@@ -259,10 +336,14 @@ class ReadTrainer(Trainer):
     def _save_checkpoint(self, model, trial):
         # The projection goes in first: Trainer writes trainer_state.json last, so a
         # checkpoint that has it is complete even if the process dies right after.
+        # Under FSDP2 it is sharded: every process helps assemble it, the main one writes.
+        head = {name: _full(value) for name, value in self._read_model().head_state_dict().items()}
         if self.args.should_save:
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             os.makedirs(folder, exist_ok=True)
-            self._read_model().save_head(os.path.join(folder, HEAD_WEIGHTS_NAME))
+            if head:
+                save_file({k: v.detach().cpu().contiguous() for k, v in head.items()},
+                          os.path.join(folder, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
         self._saving_checkpoint = True
         try:
             super()._save_checkpoint(model, trial)
@@ -330,7 +411,14 @@ class ReadTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         target = self.accelerator.unwrap_model(model if model is not None else self.model)
-        target.load_checkpoint(resume_from_checkpoint, head_file=HEAD_WEIGHTS_NAME)
+        if _is_sharded(target):  # FSDP2: Trainer calls this with the sharded model
+            load_checkpoint_sharded(target, resume_from_checkpoint)
+        else:
+            target.load_checkpoint(resume_from_checkpoint, head_file=HEAD_WEIGHTS_NAME)
 
     def _load_best_model(self) -> None:
-        self._read_model().load_checkpoint(self.state.best_model_checkpoint, head_file=HEAD_WEIGHTS_NAME)
+        model = self._read_model()
+        if _is_sharded(model):
+            load_checkpoint_sharded(model, self.state.best_model_checkpoint)
+        else:
+            model.load_checkpoint(self.state.best_model_checkpoint, head_file=HEAD_WEIGHTS_NAME)

@@ -30,7 +30,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--alpha", type=float, default=None, help="one interpolation weight in [0, 1]")
     parser.add_argument("--alphas", default=None, help="comma-separated weights to sweep")
     parser.add_argument("--benchmarks", default="sugarcrepe_pp_tot", help="benchmarks for the sweep")
-    parser.add_argument("--data_root", default=None, help="benchmark annotations (see recipes/evaluate.py)")
+    parser.add_argument("--data_root", default=None, help="benchmark annotations (see recipes/run_evaluation.py)")
     parser.add_argument("--image_root", action="append", default=[], help="name=folder image roots")
     parser.add_argument("--limit", type=int, default=None, help="items per subset")
     args = parser.parse_args(argv)

@@ -73,3 +73,22 @@ def write_caption_jsonl(folder, image_key: str = "image"):
     path = folder / "train.jsonl"
     path.write_text("\n".join(lines))
     return path
+
+
+def load_recipe(name: str):
+    """Import ``recipes/<name>.py`` as a module without putting recipes/ on ``sys.path``.
+
+    (On the path, a recipe could shadow an installed package of the same name.)
+    """
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    module_name = f"recipe_{name}"
+    if module_name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]

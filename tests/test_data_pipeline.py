@@ -9,7 +9,7 @@ from read_trainer.data.collator import BadRowError
 from read_trainer.data.loading import DataArguments, load_read_datasets
 from read_trainer.data.scan import scan_dataset
 
-from conftest import random_image, write_caption_jsonl
+from conftest import load_recipe, random_image, write_caption_jsonl
 
 
 def _karpathy(tmp_path):
@@ -125,8 +125,7 @@ def test_run_read_generates_negatives_when_the_data_has_none(tiny_models, tmp_pa
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-    import run_read
+    run_read = load_recipe("run_read")
     from read_trainer.data.loading import negative_generator_for
 
     write_caption_jsonl(tmp_path)

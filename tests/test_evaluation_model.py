@@ -146,7 +146,7 @@ def test_retrieval_and_zeroshot_on_a_model(clip, images, tmp_path):
 
 
 def _recipe():
-    spec = importlib.util.spec_from_file_location("recipe_evaluate", ROOT / "recipes" / "evaluate.py")
+    spec = importlib.util.spec_from_file_location("recipe_run_evaluation", ROOT / "recipes" / "run_evaluation.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

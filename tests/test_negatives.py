@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_recipe
 from read_trainer.data import lexicon as lx
 from read_trainer.data.negatives import (
     CATEGORIES,
@@ -282,11 +283,7 @@ def test_spacy_backend_uses_the_parser_tags(monkeypatch):
 
 
 def test_make_negatives_cli(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "recipes"))
-    try:
-        import make_negatives
-    finally:
-        sys.path.remove(str(REPO / "recipes"))
+    make_negatives = load_recipe("make_negatives")
     rows = [{"id": i, "text": c} for i, c in enumerate(CAPTIONS[:4] + ["Hello."])]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in rows))

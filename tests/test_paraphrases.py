@@ -9,11 +9,10 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from read_trainer.data.paraphrases import ParaphraseFilter
 
-from conftest import CAPTIONS, write_caption_jsonl
+from conftest import CAPTIONS, load_recipe, write_caption_jsonl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-import make_paraphrases  # noqa: E402
-import run_read  # noqa: E402
+make_paraphrases = load_recipe("make_paraphrases")
+run_read = load_recipe("run_read")
 
 LOOSE = ["--min_words", "1", "--min_length_ratio", "0", "--max_length_ratio", "100"]
 

@@ -21,7 +21,7 @@ from read_trainer.hub import HUB_ALLOW_PATTERNS
 from read_trainer.trainer import ReadTrainer
 from read_trainer.wise import interpolate_state_dicts, wise_ft
 
-from conftest import make_rows
+from conftest import load_recipe, make_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -215,8 +215,7 @@ def test_push_recipe_publishes_an_existing_folder(tiny_models, tmp_path, fake_hu
     trainer.train()
     trainer.save_model()
     (tmp_path / "out" / "invalid_rows.jsonl").write_text('{"row_id": 3}\n')  # must stay local
-    sys.path.insert(0, str(REPO / "recipes"))
-    import push
+    push = load_recipe("push")
 
     push.main(["--folder", str(tmp_path / "out"), "--repo_id", "me/read", "--token", "hf_xyz", "--private"])
     folder = fake_hub.uploads[-1]["folder"]
@@ -227,8 +226,7 @@ def test_push_recipe_publishes_an_existing_folder(tiny_models, tmp_path, fake_hu
 
 
 def test_wise_ft_recipe_exports_and_sweeps(tiny_models, tmp_path):
-    sys.path.insert(0, str(REPO / "recipes"))
-    import wise_ft as recipe
+    recipe = load_recipe("wise_ft")
 
     clip_dir = tiny_models[0]
     tuned_dir = tmp_path / "tuned"

@@ -6,12 +6,11 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
-from conftest import write_caption_jsonl
+from conftest import load_recipe, write_caption_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHDATA = REPO.parent / "shared" / "benchdata"
-sys.path.insert(0, str(REPO / "recipes"))
-import run_read  # noqa: E402
+run_read = load_recipe("run_read")
 
 
 def test_benchmarks_during_and_after_training_reach_logs_results_and_card(tiny_models, tmp_path):

@@ -43,8 +43,8 @@ def test_single_backward_equals_reference_two_backward_scheme(tiny_models, tmp_p
     re-encoded with the paraphrases and (λ_align L_align).backward(). Same gradient.
 
     In float64 the two agree to rounding (1e-9): the same mathematics. In float32 they
-    differ only by summation order (different batch shapes through the text tower),
-    within 1e-6 of the gradient's scale.
+    differ only by summation order (different batch shapes and length groups through
+    the text tower), within 2e-6 of the gradient's scale.
     """
     trainer, model = _setup(tiny_models, tmp_path)
     model.to(dtype).train()
@@ -72,7 +72,7 @@ def test_single_backward_equals_reference_two_backward_scheme(tiny_models, tmp_p
     assert ours.keys() == reference.keys()
     for name in ours:
         scale = max(1.0, reference[name].abs().max().item())
-        tol = 1e-9 if dtype == torch.float64 else 1e-6 * scale
+        tol = 1e-9 if dtype == torch.float64 else 2e-6 * scale
         torch.testing.assert_close(ours[name], reference[name], atol=tol, rtol=0, msg=lambda m: f"{name}: {m}")
 
 

@@ -12,7 +12,7 @@ class BenchmarkArguments:
     benchmarks: str | None = field(
         default=None,
         metadata={"help": "Comma-separated benchmark or set names (e.g. 'sugarcrepe_pp_tot' or 'paper'); "
-                  "see recipes/evaluate.py --help. None: no benchmark runs."},
+                  "see recipes/run_evaluation.py --help. None: no benchmark runs."},
     )
     benchmark_data_root: str | None = field(
         default=None, metadata={"help": "Folder holding one sub-folder of annotations per benchmark."}

@@ -1,6 +1,6 @@
 """Evaluate one or more CLIP checkpoints on the compositional suite (and retention checks).
 
-    python recipes/evaluate.py --model openai/clip-vit-base-patch32 --model ./read-clip \
+    python recipes/run_evaluation.py --model openai/clip-vit-base-patch32 --model ./read-clip \
         --benchmarks paper --data_root ./benchdata --output ./eval_out --dtype bf16
 
 Writes ``<output>/results.json`` and ``<output>/results.md`` (every number with its
