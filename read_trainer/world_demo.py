@@ -1,0 +1,380 @@
+"""The demo pipeline on the synthetic world: READ fine-tuning of the base models, then scoring.
+
+Shared by ``recipes/demo.py`` (one READ run, base vs fine-tuned) and ``recipes/ablation.py``
+(base, NegCLIP-only, +reconstruction, +alignment, full READ over several seeds). Everything
+here is the real training path -- ``ReadTrainer``, ``ReadCollator``, the hard-negative
+generator -- with two world-specific pieces, each explained where it is defined:
+
+* :class:`WorldNegatives` wraps :class:`~read_trainer.data.negatives.HardNegativeGenerator`
+  so that negatives stay inside the world's vocabulary and never name a held-out
+  colour-shape pair (the novel split must stay novel);
+* :func:`training_rows` hands the world's paraphrases over as one list per caption, so
+  each anchor is aligned with *its own* paraphrase (``paraphrases[i]`` paraphrases
+  ``captions[i]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import datasets
+
+from .config import ReadConfig
+from .data.loading import DataArguments, to_read_schema
+from .data.negatives import SWAP_CATEGORIES, HardNegativeGenerator
+from .data.world import HELD_OUT_PAIRS, caption_is_true, caption_to_meaning
+from .evaluation.results import BenchmarkResult
+from .evaluation.world import KIND_TITLES, KINDS, WORLD_CATEGORIES, benchmark_name
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def _held_out_pairs_in(text: str) -> set[tuple[str, str]]:
+    """Held-out (colour, shape) pairs a text mentions, read word by word.
+
+    Not ``caption_pairs``: a generator negative need not follow the world's templates
+    ("a cyan sphere to the right of a photo of a red ring"), so it may not parse. Any
+    colour word directly followed (after an optional size word) by a shape word counts.
+    """
+    words = _WORD.findall(text.lower())
+    found = set()
+    for i, word in enumerate(words):
+        for j in (i + 1, i + 2):
+            if j < len(words) and (word, words[j]) in HELD_OUT_PAIRS:
+                found.add((word, words[j]))
+    return found
+
+
+# What a bag-of-words text encoder cannot reject: swaps keep the caption's words, and a
+# relation replacement changes only a word such an encoder ignores. Attribute and object
+# replacements (which the base already gets right, 90-95%) are the fallback.
+PREFERRED_CATEGORIES = (*SWAP_CATEGORIES, "replace_rel")
+
+
+class WorldNegatives:
+    """``f(caption, k) -> k negatives`` for the collator: the package's generator, kept to the world.
+
+    The generator (``HardNegativeGenerator``) parses captions with a COCO lexicon and knows
+    nothing about the world, so its raw output for a world caption is mostly unusable here
+    (measured on 1,000 train captions, 30 candidates each: ~60% do not parse as a world
+    caption, e.g. "a small left cube on the blue side", "a red toy block"; only ~1.2 per
+    caption are valid swaps). Such negatives are false from the text alone and teach the
+    text tower grammar and vocabulary shortcuts instead of grounding. So this wrapper:
+
+    * asks for swaps first, as the reference recipe does (NegCLIP-style swaps; replacements
+      only when a caption has too few swaps, e.g. a one-object caption);
+    * keeps a candidate only if it is a world caption (``caption_to_meaning`` parses it),
+      means something else than the anchor, and is false for every training image the
+      anchor describes (``scenes``); candidates that fail are used only to top up to ``k``;
+    * never returns a negative naming a held-out colour-shape pair: swapping words of a train
+      caption can create one ("red star"), which would leak the novel split into training.
+    """
+
+    def __init__(self, seed: int = 2025, k: int = 3, pool: int = 10,
+                 scenes: Mapping[str, Sequence[str]] | None = None):
+        self.generator = HardNegativeGenerator(seed=seed, categories=PREFERRED_CATEGORIES)
+        self.k = k
+        self.pool = pool
+        self.scenes = scenes or {}
+        self._cache: dict[str, list[str]] = {}
+
+    @classmethod
+    def for_split(cls, split: datasets.Dataset, seed: int = 2025, k: int = 3, pool: int = 10) -> "WorldNegatives":
+        """With the scenes of ``split`` (caption -> scenes it describes), for the truth check."""
+        cols = split.select_columns(["captions", "scene"]).to_dict()
+        scenes: dict[str, list[str]] = {}
+        for captions, scene in zip(cols["captions"], cols["scene"]):
+            for caption in captions:
+                scenes.setdefault(caption, []).append(scene)
+        return cls(seed=seed, k=k, pool=pool, scenes=scenes)
+
+    def __call__(self, caption: str, n: int) -> list[str]:
+        """At most ``min(n, k)`` negatives, swaps first.
+
+        Capped at ``k`` although the collator asks for ``2k`` (to vary its draw across
+        epochs): valid swaps are scarce (~1.2 per caption) and valid replacements plentiful,
+        so a random k of 2k would halve the swaps, the negatives the reference relies on.
+        """
+        if caption not in self._cache:  # deterministic per caption: anchors recur every epoch
+            self._cache[caption] = self._choose(caption)
+        return self._cache[caption][:n]
+
+    def _choose(self, caption: str) -> list[str]:
+        k = self.k
+        meaning = caption_to_meaning(caption)
+        scenes = self.scenes.get(caption, ())
+        valid, others = [], []
+        for negative in self.generator(caption, self.pool * k):
+            if _held_out_pairs_in(negative):
+                continue
+            try:
+                ok = caption_to_meaning(negative) != meaning and not any(caption_is_true(negative, s) for s in scenes)
+            except ValueError:  # not a world caption: the generator garbled it or used a COCO word
+                ok = False
+            (valid if ok else others).append(negative)
+        return (valid + others)[:k]
+
+
+def _paraphrases_per_caption(batch: dict) -> dict:
+    return {"paraphrases": [[[p] for p in paras] for paras in batch["paraphrases"]]}
+
+
+def training_rows(train: datasets.Dataset) -> datasets.Dataset:
+    """World train rows in READ's row schema (``image``, ``captions``, ``paraphrases``, ``row_id``).
+
+    The world's ``paraphrases[i]`` paraphrases ``captions[i]`` (other captions of the image
+    talk about other objects), so they are handed over as one list per caption, and the
+    collator aligns each anchor with its own paraphrase rather than any of the image's.
+    """
+    rows = train.select_columns(["image", "captions", "paraphrases"])
+    rows = rows.map(_paraphrases_per_caption, batched=True, keep_in_memory=True,
+                    features=datasets.Features({**rows.features, "paraphrases": [[datasets.Value("string")]]}))
+    return to_read_schema(rows, DataArguments())
+
+
+def finetune(train: datasets.Dataset, config: ReadConfig, negatives=None) -> Path:
+    """READ-fine-tune ``config.model_name_or_path`` on the world and export to ``config.output_dir``.
+
+    The export is a plain ``CLIPModel`` + ``CLIPProcessor`` (``ReadTrainer.save_model``).
+    """
+    from .trainer import ReadTrainer
+
+    if negatives is None:
+        negatives = WorldNegatives.for_split(train, seed=config.seed, k=config.num_hard_negatives)
+    trainer = ReadTrainer(args=config, train_dataset=training_rows(train), negative_generator=negatives)
+    trainer.train()
+    trainer.save_model()
+    return Path(config.output_dir)
+
+
+# ----------------------------------------------------------------------------- the demo's setup
+
+
+@dataclass
+class DemoArguments:
+    """Flags of ``recipes/demo.py`` and ``recipes/ablation.py`` beyond ``ReadConfig``: the world's
+    size and the base models' pretraining. Kept out of the YAML recipes, which hold only
+    ``ReadConfig`` keys (so ``run_read.py`` and the config test read them too)."""
+
+    out: str = field(default="outputs/demo", metadata={"help": "Folder for the exported model, results and chart."})
+    cache: str = field(default=".cache", metadata={"help": "Cache folder for the world and the base models."})
+    world_seed: int = field(default=0, metadata={"help": "Seed of the synthetic world."})
+    n_train: int = field(default=4000, metadata={"help": "Training images in the world."})
+    n_test: int = field(default=500, metadata={"help": "iid test images."})
+    n_novel: int = field(default=500, metadata={"help": "Novel-composition test images."})
+    image_size: int = field(
+        default=96, metadata={"help": "Image side in pixels, a multiple of 3: the base CLIP uses one patch per cell "
+                                      "of the world's 3x3 grid (see world_models.demo_clip_spec)."})
+    clip_pretrain_steps: int | None = field(
+        default=None, metadata={"help": "Base CLIP pretraining steps (default: world_models.ClipPretraining)."})
+    t5_pretrain_steps: int | None = field(
+        default=None, metadata={"help": "Base T5 pretraining steps (default: world_models.T5Pretraining)."})
+    eval_batch_size: int = field(default=512, metadata={"help": "Batch size for embedding texts and images."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+
+def pretraining_settings(demo: DemoArguments):
+    """The base models' pretraining recipes, with the step counts the flags override."""
+    from .world_models import ClipPretraining, T5Pretraining, demo_clip_spec
+
+    clip, t5 = ClipPretraining(spec=demo_clip_spec(demo.image_size)), T5Pretraining()
+    if demo.clip_pretrain_steps is not None:
+        clip = dataclasses.replace(clip, steps=demo.clip_pretrain_steps,
+                                   warmup_steps=min(clip.warmup_steps, demo.clip_pretrain_steps // 10))
+    if demo.t5_pretrain_steps is not None:
+        t5 = dataclasses.replace(t5, steps=demo.t5_pretrain_steps,
+                                 warmup_steps=min(t5.warmup_steps, demo.t5_pretrain_steps // 10))
+    return clip, t5
+
+
+class Stopwatch:
+    """Wall time per stage, printed as it goes and kept for results.json."""
+
+    def __init__(self, prefix: str = "demo"):
+        self.prefix = prefix
+        self.start = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    def stage(self, name: str, began: float) -> None:
+        self.stages[name] = round(time.perf_counter() - began, 1)
+        print(f"[{self.prefix}] {name}: {self.stages[name]:.1f}s (total {self.total:.1f}s)", flush=True)
+
+    @property
+    def total(self) -> float:
+        return round(time.perf_counter() - self.start, 1)
+
+
+@dataclass
+class Prepared:
+    world: datasets.DatasetDict
+    world_params: dict
+    base: "BaseModels"  # noqa: F821 - world_models.BaseModels, imported lazily
+
+
+def prepare(demo: DemoArguments, watch: Stopwatch) -> Prepared:
+    """Steps 1-2 of the demo: the world and the base models, both from the cache when there."""
+    from .data.world import build_world, world_params
+    from .world_models import base_models, is_cached
+
+    began = time.perf_counter()
+    params = world_params(demo.world_seed, demo.n_train, demo.n_test, demo.n_novel, demo.image_size)
+    world = build_world(demo.world_seed, demo.n_train, demo.n_test, demo.n_novel, demo.image_size,
+                        cache_dir=Path(demo.cache) / "world")
+    watch.stage("world", began)
+
+    began = time.perf_counter()
+    clip_recipe, t5_recipe = pretraining_settings(demo)
+    models_dir = Path(demo.cache) / "world_models"
+    cached = is_cached(models_dir, params, clip_recipe, t5_recipe)
+    if not cached:
+        print(f"[{watch.prefix}] pretraining the base CLIP (plain CLIP loss) and T5 on the world; "
+              f"cached in {models_dir} for next time", flush=True)
+    base = base_models(world, params, models_dir, clip_recipe, t5_recipe, progress=demo.progress)
+    watch.stage("base models" + (" (cached)" if cached else ""), began)
+    return Prepared(world, params, base)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def evaluate_clip(model_path: str | os.PathLike, benchmarks: Sequence, progress: bool = True,
+                  batch_size: int = 512) -> dict[str, BenchmarkResult]:
+    """Score a saved ``CLIPModel`` on the world benchmarks (each unique text/image embedded once)."""
+    from .evaluation.embedding import ClipEmbedder
+    from .evaluation.suite import run_suite
+
+    embedder = ClipEmbedder.from_pretrained(str(model_path), batch_size=batch_size, progress=progress)
+    return run_suite(benchmarks, embedder)
+
+
+def accuracy_table(results: Mapping[str, BenchmarkResult], splits: Sequence[str] = ("test", "novel")) -> dict:
+    """``{split: {kind: {category or "macro": accuracy %}}}`` from one model's results."""
+    table: dict = {}
+    for split in splits:
+        for kind in KINDS:
+            result = results.get(benchmark_name(split, kind))
+            if result is None:
+                continue
+            row = {c: result.subsets[c]["accuracy"] for c in WORLD_CATEGORIES if c in result.subsets}
+            row["macro"] = result.total
+            row["ties"] = int(result.metrics.get("ties", 0))
+            table.setdefault(split, {})[kind] = row
+    return table
+
+
+def format_comparison(tables: Mapping[str, dict], splits: Sequence[str] = ("test", "novel")) -> str:
+    """A markdown table: one row per (split, benchmark, category), one column per model."""
+    labels = list(tables)
+    lines = ["| split | benchmark | category | " + " | ".join(labels) + " |",
+             "|---|---|---|" + "---:|" * len(labels)]
+    for split in splits:
+        for kind in KINDS:
+            rows = [t.get(split, {}).get(kind) for t in tables.values()]
+            if not any(rows):
+                continue
+            for category in (*WORLD_CATEGORIES, "macro"):
+                values = [r.get(category) if r else None for r in rows]
+                if all(v is None for v in values):
+                    continue
+                cells = [f"{v:.1f}" if v is not None else "-" for v in values]
+                name = f"**{category}**" if category == "macro" else category
+                lines.append(f"| {split} | {KIND_TITLES[kind]} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path: str | os.PathLike, payload: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- checks and chart
+
+SWAPS = ("swap_att", "swap_obj")
+# Accuracy of random embeddings: one of two texts wins half the time; ITT needs the negative to
+# be the lowest of three similarities, TOT the paraphrase pair to be the highest of three: 1/3.
+CHANCE = {"sugarcrepe": 50.0, "pp_itt": 100 / 3, "pp_tot": 100 / 3}
+REPLACES = ("replace_att", "replace_obj", "replace_rel")
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def bag_of_words_check(table: dict, kind: str = "sugarcrepe") -> dict:
+    """Swap vs replace accuracy per split, for one model (chance is 50% on SugarCrepe-style items).
+
+    A bag-of-words text encoder scores a swap negative (same words, other binding) like its
+    caption, so swaps sit near chance while replacements (a word the image does not show)
+    are easy.
+    """
+    out = {}
+    for split, kinds in table.items():
+        row = kinds[kind]
+        swap, replace = _mean(row[c] for c in SWAPS), _mean(row[c] for c in REPLACES)
+        out[split] = {"swap_mean": swap, "replace_mean": replace, "gap": replace - swap,
+                      "swap": {c: row[c] for c in SWAPS}, "replace": {c: row[c] for c in REPLACES}}
+    out["summary"] = "; ".join(f"{s}: swap {v['swap_mean']:.1f}% vs replace {v['replace_mean']:.1f}% "
+                               f"(chance 50%)" for s, v in out.items())
+    return out
+
+
+def wins_per_category(new: dict, old: dict) -> dict:
+    """Where ``new`` beats ``old`` (strictly), over every split x benchmark x category and macro."""
+    cells, losses = 0, []
+    for split, kinds in new.items():
+        for kind, row in kinds.items():
+            for category, value in row.items():
+                if category == "ties":
+                    continue
+                cells += 1
+                if not value > old[split][kind][category]:
+                    losses.append(f"{split}/{kind}/{category}: {value:.1f} vs {old[split][kind][category]:.1f}")
+    summary = f"{cells - len(losses)}/{cells} cells" + (f"; not better: {', '.join(losses)}" if losses else "")
+    return {"cells": cells, "wins": cells - len(losses), "not_better": losses, "summary": summary}
+
+
+def plot_comparison(tables: Mapping[str, dict], path: str | os.PathLike,
+                    splits: Sequence[str] = ("test", "novel")) -> Path:
+    """Grouped bars per category (and macro), one panel per split x benchmark, one colour per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: runs in terminals and CI
+    import matplotlib.pyplot as plt
+
+    labels = list(tables)
+    categories = (*WORLD_CATEGORIES, "macro")
+    fig, axes = plt.subplots(len(splits), len(KINDS), figsize=(4.6 * len(KINDS), 3.4 * len(splits)),
+                             sharey=True, squeeze=False)
+    width = 0.8 / len(labels)
+    for r, split in enumerate(splits):
+        for c, kind in enumerate(KINDS):
+            ax = axes[r][c]
+            for k, label in enumerate(labels):
+                row = tables[label].get(split, {}).get(kind, {})
+                xs = [i + (k - (len(labels) - 1) / 2) * width for i in range(len(categories))]
+                ax.bar(xs, [row.get(cat, 0.0) for cat in categories], width, label=label)
+            ax.axhline(CHANCE[kind], color="grey", lw=0.8, ls=":")
+            ax.set_xticks(range(len(categories)), [cat.replace("_", "\n") for cat in categories], fontsize=8)
+            ax.set_ylim(0, 100)
+            ax.set_title(f"{KIND_TITLES[kind]} ({'iid test' if split == 'test' else split})", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("accuracy (%)")
+    axes[0][0].legend(fontsize=8, loc="lower left")
+    fig.suptitle("READ on the synthetic world: base vs fine-tuned (ties count as wrong; dotted: chance)",
+                 fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,342 @@
+"""The demo's "pretrained" base models, trained here on the synthetic world and cached.
+
+READ fine-tunes a CLIP that web-scale pretraining has made a bag-of-words text matcher,
+and borrows the language knowledge of a pretrained T5 decoder. Neither checkpoint can be
+downloaded where this project is built, so the demo makes small stand-ins for both:
+
+* **Base CLIP** (:func:`pretrain_clip`): a tiny ``CLIPModel`` trained from scratch with the
+  *plain* CLIP loss (in-batch negatives only, no hard negatives) on the world's ``train``
+  split. In-batch negatives almost never differ only in *which* colour goes with *which*
+  shape, so, like web-scale CLIP, the model can win its loss by matching bags of words and
+  has no reason to learn binding or word order. The demo checks that it comes out that way
+  (swap categories near chance, replace categories far above).
+  It is trained by :class:`~read_trainer.trainer.ReadTrainer` itself with
+  ``num_hard_negatives=0, reconstruction_weight=0, alignment_weight=0`` -- that trainer's
+  plain-CLIP setting -- so the base sees exactly the data pipeline READ later sees.
+* **Base T5** (:func:`pretrain_t5`): a tiny T5 v1.1-style model (gated-gelu, untied head)
+  trained as a paraphraser on the world's captions (caption -> paraphrase, both ways,
+  through a one-token encoder memory: see :class:`T5Pretraining`), standing in for T5's
+  knowledge of the language. READ keeps only its decoder, frozen.
+
+Both are written as ``save_pretrained`` folders by :mod:`read_trainer.model_kit` and used
+afterwards only through ``from_pretrained(path)``, the code path of the hub checkpoints.
+They are cached under ``<cache_dir>/<kind>-<hash of every parameter>`` (the world's
+parameters included), written to a temporary folder and renamed into place, so an
+interrupted or concurrent build never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import datasets
+import torch
+
+from .model_kit import TinyClipSpec, TinyT5Spec, save_t5_untied, write_tiny_clip, write_tiny_t5
+
+# Bump when the training procedure changes what the same parameters produce: it keys the cache.
+WORLD_MODELS_VERSION = "1"
+
+
+def demo_clip_spec(image_size: int = 96) -> TinyClipSpec:
+    """The demo's CLIP: one patch per cell of the world's 3x3 layout grid (``image_size / 3``).
+
+    The world places every object inside one cell of a 3x3 grid, so with patches aligned to
+    that grid each object lies in exactly one patch, always at the same offset. Misaligned
+    patches (8 px at 64 px: a cell is 2.67 patches) cut every object differently, and a
+    tiny ViT pretrained for a few minutes then barely learns shapes at all (measured:
+    replace-object accuracy ~58%, near chance). Aligned, the vision tower sees objects, and
+    what is left to learn is how words combine -- the part where CLIP is a bag of words
+    (Yuksekgonul et al., 2023) and that READ is about. 96 px keeps small shapes (17 px)
+    legible; ten vision tokens keep the image side cheap.
+    """
+    if image_size % 3:
+        raise ValueError(f"image_size must be a multiple of 3 (one patch per grid cell), got {image_size}")
+    return TinyClipSpec(image_size=image_size, patch_size=image_size // 3, hidden_size=96, intermediate_size=384,
+                        num_layers=3, num_heads=4, projection_dim=64, num_merges=600)
+
+
+def demo_t5_spec() -> TinyT5Spec:
+    """The demo's T5 v1.1-style paraphraser. ``d_model`` is what the READ projection maps to."""
+    return TinyT5Spec(d_model=128, d_ff=256, d_kv=32, num_layers=2, num_heads=4, vocab_size=256, dropout_rate=0.1)
+
+
+@dataclass(frozen=True)
+class ClipPretraining:
+    """How the base CLIP is trained (plain CLIP loss, from random weights).
+
+    The learning rate is that of training from scratch (READ's 1e-5 is for nudging a
+    converged model); steps are what fits the demo's budget on two CPU cores.
+    """
+
+    spec: TinyClipSpec = field(default_factory=demo_clip_spec)
+    steps: int = 400
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    warmup_steps: int = 40
+    weight_decay: float = 0.1
+    logit_scale: float = 100.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class T5Pretraining:
+    """How the base T5 is trained: seq2seq with T5's own loss on world texts.
+
+    ``task="para"``: caption <-> paraphrase; ``"mix"`` adds caption -> itself.
+    ``memory="pooled"`` mean-pools the encoder's output to a single token before the decoder
+    reads it, the way READ will feed the decoder (one projected CLIP embedding); ``"full"``
+    is ordinary seq2seq. A real T5-large decoder copes with a one-token memory it never saw
+    in pretraining; a two-layer, 128-wide one trained for a minute does not, so it is
+    pretrained the way it is used.
+    """
+
+    spec: TinyT5Spec = field(default_factory=demo_t5_spec)
+    memory: str = "pooled"
+    task: str = "para"
+    steps: int = 600
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------- caching
+
+
+def cache_key(kind: str, params: dict) -> str:
+    """``<kind>-<16 hex digits>``: a hash of every parameter that changes the model."""
+    blob = json.dumps({"version": WORLD_MODELS_VERSION, "kind": kind, **params}, sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def cached_build(cache_dir: str | os.PathLike, key: str, build: Callable[[Path], None],
+                 params: dict) -> Path:
+    """Return ``cache_dir/key``, calling ``build(tmp_folder)`` first if it is not there yet.
+
+    ``build`` writes into a private temporary folder that is renamed into place only when
+    complete; ``build_params.json`` records what the folder was built from.
+    """
+    path = Path(cache_dir) / key
+    if (path / "build_params.json").exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{key}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    build(tmp)
+    (tmp / "build_params.json").write_text(json.dumps(params, indent=2, sort_keys=True, default=str))
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another process renamed its copy in first: keep theirs
+        if not (path / "build_params.json").exists():
+            raise
+        shutil.rmtree(tmp)
+    return path
+
+
+def _params(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+# ----------------------------------------------------------------------------- CLIP
+
+
+def set_logit_scale(folder: Path, scale: float) -> None:
+    """Start the saved CLIP at temperature ``1/scale`` (CLIP's ``logit_scale`` is its log).
+
+    CLIP initialises the scale at 1/0.07 ~ 14 and learns it; web-scale training drives it
+    to its clamp, 100. Adam moves the log-scale by at most ~lr per step, so in a few hundred
+    steps it can only reach ~20, and at that temperature the base's similarities stay soft:
+    captions that differ only in binding score within 0.01 of each other and contribute
+    almost no gradient, in pretraining and in READ alike. Starting at 100 gives the base
+    the temperature of the real one.
+    """
+    from transformers import CLIPModel
+
+    model = CLIPModel.from_pretrained(folder)
+    model.logit_scale.data.fill_(math.log(scale))
+    model.config.logit_scale_init_value = math.log(scale)
+    model.save_pretrained(folder)
+
+
+def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.PathLike,
+                  training: ClipPretraining = ClipPretraining(), progress: bool = True) -> Path:
+    """Train the base CLIP on ``train`` (world rows) and save it to ``folder``.
+
+    A random-weight ``CLIPModel`` with a BPE tokenizer learnt on ``corpus`` is written
+    first (``model_kit.write_tiny_clip``), then trained by ``ReadTrainer`` in its plain
+    CLIP setting: one random caption per image, in-batch negatives only.
+    """
+    # Imported here: the trainer pulls in the whole training stack, the cache check does not need it.
+    from .config import ReadConfig
+    from .data.loading import DataArguments, to_read_schema
+    from .trainer import ReadTrainer
+
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
+        init = write_tiny_clip(Path(scratch) / "init", corpus, training.spec, seed=training.seed)
+        set_logit_scale(init, training.logit_scale)
+        args = ReadConfig(
+            output_dir=str(Path(scratch) / "trainer"), model_name_or_path=str(init),
+            num_hard_negatives=0, reconstruction_weight=0.0, alignment_weight=0.0,
+            max_steps=training.steps, per_device_train_batch_size=training.batch_size,
+            learning_rate=training.learning_rate, warmup_steps=training.warmup_steps,
+            weight_decay=training.weight_decay, lr_scheduler_type="cosine", seed=training.seed,
+            logging_steps=max(1, training.steps // 10), save_strategy="no", report_to="none",
+            use_cpu=True, dataloader_num_workers=0, disable_tqdm=not progress,
+        )
+        dataset = to_read_schema(train.select_columns(["image", "captions"]), DataArguments())
+        trainer = ReadTrainer(args=args, train_dataset=dataset)
+        trainer.train()
+        trainer.save_model(str(folder))
+    return folder
+
+
+# ----------------------------------------------------------------------------- T5
+
+
+def paraphrase_pairs(train: datasets.Dataset, task: str = "mix") -> list[tuple[str, str]]:
+    """(source, target) pairs: every caption with its paraphrase, in both directions
+    (``task="para"``), plus every caption and paraphrase with itself (``"mix"``)."""
+    if task not in ("para", "mix"):
+        raise ValueError(f"task must be 'para' or 'mix', got {task!r}")
+    cols = train.select_columns(["captions", "paraphrases"]).to_dict()
+    pairs = []
+    for captions, paraphrases in zip(cols["captions"], cols["paraphrases"]):
+        for caption, para in zip(captions, paraphrases):
+            pairs += [(caption, para), (para, caption)]
+            if task == "mix":
+                pairs += [(caption, caption), (para, para)]
+    return pairs
+
+
+def t5_tokenizer_corpus(corpus: list[str], repeats: int = 50) -> list[str]:
+    """``corpus`` plus every world word on a line of its own, ``repeats`` times (see ``pretrain_t5``)."""
+    from .data.world import world_vocabulary
+
+    return list(corpus) + world_vocabulary() * repeats
+
+
+def _t5_batches(pairs: list[tuple[str, str]], batch_size: int, steps: int, seed: int):
+    """``steps`` batches drawn epoch by epoch from a seeded shuffle of ``pairs``."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    for _ in range(steps):
+        if len(order) < batch_size:
+            fresh = list(range(len(pairs)))
+            rng.shuffle(fresh)
+            order += fresh
+        chosen, order = order[:batch_size], order[batch_size:]
+        yield [pairs[i] for i in chosen]
+
+
+def pooled_encoding(model, enc) -> torch.Tensor:
+    """The encoder's output mean-pooled over real tokens: (B, 1, d_model), one memory token."""
+    hidden = model.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True)
+
+
+def pretrain_t5(train: datasets.Dataset, corpus: list[str], folder: str | os.PathLike,
+                training: T5Pretraining = T5Pretraining(), progress: bool = True) -> Path:
+    """Train the base T5 paraphraser on ``train`` and save it to ``folder`` (v1.1 layout).
+
+    A plain loop rather than a Trainer: it is a few lines, and the untied v1.1 layout has
+    to be written by ``model_kit.save_t5_untied`` anyway.
+    """
+    from tqdm.auto import tqdm
+    from transformers import AutoTokenizer, T5ForConditionalGeneration, get_cosine_schedule_with_warmup
+
+    if training.memory not in ("pooled", "full"):
+        raise ValueError(f"memory must be 'pooled' or 'full', got {training.memory!r}")
+    folder = Path(folder)
+    # tokenizer + random v1.1 weights. Each vocabulary word also goes in as a line of its own:
+    # on the world's highly repetitive sentences alone, SentencePiece's unigram trainer stops
+    # at ~84 sub-word pieces ("white" -> w|h|it|e), which doubles sequence lengths and makes
+    # the decoder spell rather than read; with the word lines every world word is one piece.
+    write_tiny_t5(folder, t5_tokenizer_corpus(corpus), training.spec, seed=training.seed)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(training.seed)
+    model = T5ForConditionalGeneration.from_pretrained(folder)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
+    schedule = get_cosine_schedule_with_warmup(optimizer, training.warmup_steps, training.steps)
+    pairs = paraphrase_pairs(train, training.task)
+    bar = tqdm(_t5_batches(pairs, training.batch_size, training.steps, training.seed), total=training.steps,
+               desc="pretraining base T5", disable=not progress)
+    for batch in bar:
+        sources, targets = zip(*batch)
+        enc = tokenizer(list(sources), padding=True, return_tensors="pt")
+        labels = tokenizer(list(targets), padding=True, return_tensors="pt")
+        label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+        if training.memory == "pooled":
+            loss = model(encoder_outputs=(pooled_encoding(model, enc),), labels=label_ids).loss
+        else:
+            loss = model(**enc, labels=label_ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    save_t5_untied(model, folder)
+    return folder
+
+
+# ----------------------------------------------------------------------------- both
+
+
+@dataclass(frozen=True)
+class BaseModels:
+    """Paths of the cached base checkpoints (pass them as ``model_name_or_path`` / ``decoder_name_or_path``)."""
+
+    clip: Path
+    t5: Path
+
+
+def base_models(world: datasets.DatasetDict, world_params: dict, cache_dir: str | os.PathLike,
+                clip: ClipPretraining = ClipPretraining(), t5: T5Pretraining = T5Pretraining(),
+                progress: bool = True) -> BaseModels:
+    """The base CLIP and T5 for ``world`` (built by ``build_world(**world_params)``), cached.
+
+    Tokenizers are learnt on the world's whole corpus (all splits and the full vocabulary
+    line): a hub tokenizer also knows words its model never saw together, and the novel
+    split must not be out-of-vocabulary text.
+    """
+    from .data.world import world_corpus
+
+    corpus = world_corpus(world)
+    clip_params = {"world": world_params, "clip": _params(clip)}
+    t5_params = {"world": world_params, "t5": _params(t5)}
+    clip_path = cached_build(cache_dir, cache_key("clip", clip_params),
+                             lambda tmp: pretrain_clip(world["train"], corpus, tmp, clip, progress), clip_params)
+    t5_path = cached_build(cache_dir, cache_key("t5", t5_params),
+                           lambda tmp: pretrain_t5(world["train"], corpus, tmp, t5, progress), t5_params)
+    return BaseModels(clip_path, t5_path)
+
+
+def is_cached(cache_dir: str | os.PathLike, world_params: dict, clip: ClipPretraining = ClipPretraining(),
+              t5: T5Pretraining = T5Pretraining()) -> bool:
+    """Whether both base models for these parameters are already on disk."""
+    keys = (cache_key("clip", {"world": world_params, "clip": _params(clip)}),
+            cache_key("t5", {"world": world_params, "t5": _params(t5)}))
+    return all((Path(cache_dir) / k / "build_params.json").exists() for k in keys)
+
+
+__all__ = [
+    "WORLD_MODELS_VERSION", "ClipPretraining", "T5Pretraining", "BaseModels", "base_models", "is_cached",
+    "pretrain_clip", "pretrain_t5", "paraphrase_pairs", "demo_clip_spec", "demo_t5_spec", "cache_key",
+    "cached_build",
+]
