@@ -19,6 +19,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) recipes/demo.py
 
+ablation: $(STAMP)
+	$(PY) recipes/ablation.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_step.py --threads 1
+
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
