@@ -860,11 +860,14 @@ def _attribute_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
     return []
 
 
-def _replace_attributes(parsed: Parsed, rng: random.Random) -> Iterator[str]:
+def _replace_single_words(parsed: Parsed, rng: random.Random,
+                          options_for: Callable[[Parsed, int, set[str]], list[str]]) -> Iterator[str]:
+    """One-word replacements: every replaceable slot's options shuffled, slots interleaved
+    in random order, so the first K negatives edit different words where possible."""
     present = _present_concepts(parsed)
     slots, options = [], []
     for i in range(len(parsed.units)):
-        choices = _attribute_options(parsed, i, present)
+        choices = options_for(parsed, i, present)
         if choices:
             rng.shuffle(choices)
             slots.append(i)
@@ -874,6 +877,10 @@ def _replace_attributes(parsed: Parsed, rng: random.Random) -> Iterator[str]:
     for slot, word in _interleave([options[o] for o in order]):
         i = slots[order[slot]]
         yield replace_span(parsed, i, i, word)
+
+
+def _replace_attributes(parsed: Parsed, rng: random.Random) -> Iterator[str]:
+    return _replace_single_words(parsed, rng, _attribute_options)
 
 
 def _object_options(unit: Unit, present: set[str]) -> list[str]:
@@ -942,19 +949,7 @@ def _relation_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
 
 
 def _replace_relations(parsed: Parsed, rng: random.Random) -> Iterator[str]:
-    present = _present_concepts(parsed)
-    slots, options = [], []
-    for i in range(len(parsed.units)):
-        choices = _relation_options(parsed, i, present)
-        if choices:
-            rng.shuffle(choices)
-            slots.append(i)
-            options.append(choices)
-    order = list(range(len(slots)))
-    rng.shuffle(order)
-    for slot, word in _interleave([options[o] for o in order]):
-        i = slots[order[slot]]
-        yield replace_span(parsed, i, i, word)
+    return _replace_single_words(parsed, rng, _relation_options)
 
 
 _GENERATORS: dict[str, Callable[[Parsed, random.Random], Iterator[str]]] = {
