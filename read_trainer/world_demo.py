@@ -6,8 +6,9 @@ here is the real training path -- ``ReadTrainer``, ``ReadCollator``, the hard-ne
 generator -- with two world-specific pieces, each explained where it is defined:
 
 * :class:`WorldNegatives` wraps :class:`~read_trainer.data.negatives.HardNegativeGenerator`
-  so that negatives stay inside the world's vocabulary and never name a held-out
-  colour-shape pair (the novel split must stay novel);
+  so that negatives are world captions that are false for the image (swaps and relation
+  replacements first) and never name a held-out colour-shape pair (the novel split must
+  stay novel);
 * :func:`training_rows` hands the world's paraphrases over as one list per caption, so
   each anchor is aligned with *its own* paraphrase (``paraphrases[i]`` paraphrases
   ``captions[i]``).
@@ -32,6 +33,7 @@ from .data.negatives import SWAP_CATEGORIES, HardNegativeGenerator
 from .data.world import HELD_OUT_PAIRS, caption_is_true, caption_to_meaning
 from .evaluation.results import BenchmarkResult
 from .evaluation.world import KIND_TITLES, KINDS, WORLD_CATEGORIES, benchmark_name
+from .world_models import BaseModels
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -59,7 +61,7 @@ PREFERRED_CATEGORIES = (*SWAP_CATEGORIES, "replace_rel")
 
 
 class WorldNegatives:
-    """``f(caption, k) -> k negatives`` for the collator: the package's generator, kept to the world.
+    """``f(caption, n) -> up to n negatives`` for the collator: the package's generator, kept to the world.
 
     The generator (``HardNegativeGenerator``) parses captions with a COCO lexicon and knows
     nothing about the world, so its raw output for a world caption is mostly unusable here
@@ -213,9 +215,11 @@ class Stopwatch:
 
 @dataclass
 class Prepared:
+    """What every run of the demo and the ablation starts from."""
+
     world: datasets.DatasetDict
     world_params: dict
-    base: "BaseModels"  # noqa: F821 - world_models.BaseModels, imported lazily
+    base: BaseModels
 
 
 def prepare(demo: DemoArguments, watch: Stopwatch) -> Prepared:
@@ -323,8 +327,10 @@ def bag_of_words_check(table: dict, kind: str = "sugarcrepe") -> dict:
         swap, replace = _mean(row[c] for c in SWAPS), _mean(row[c] for c in REPLACES)
         out[split] = {"swap_mean": swap, "replace_mean": replace, "gap": replace - swap,
                       "swap": {c: row[c] for c in SWAPS}, "replace": {c: row[c] for c in REPLACES}}
-    out["summary"] = "; ".join(f"{s}: swap {v['swap_mean']:.1f}% vs replace {v['replace_mean']:.1f}% "
-                               f"(chance 50%)" for s, v in out.items())
+    out["summary"] = "; ".join(
+        f"{split}: swaps " + ", ".join(f"{c} {v['swap'][c]:.1f}" for c in SWAPS)
+        + " vs replacements " + ", ".join(f"{c} {v['replace'][c]:.1f}" for c in REPLACES)
+        for split, v in out.items()) + " (% correct, chance 50)"
     return out
 
 

@@ -17,18 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import load_recipe
+from read_trainer.data.collator import ReadCollator
 from read_trainer.data.world import HELD_OUT_PAIRS, build_world, caption_is_true, caption_to_meaning
 from read_trainer.evaluation.scoring import score_benchmark
 from read_trainer.evaluation.world import KINDS, WORLD_CATEGORIES, benchmark_name, load_world_benchmarks, world_benchmark
-from read_trainer.data.collator import ReadCollator
-
-from conftest import load_recipe
 from read_trainer.world_demo import (
     WorldNegatives, _held_out_pairs_in, bag_of_words_check, training_rows, wins_per_category,
 )
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
 
 # ----------------------------------------------------------------------------- scoring by hand
 
@@ -164,16 +160,22 @@ def test_checks_read_the_accuracy_tables():
 
 # ----------------------------------------------------------------------------- end to end, tiny
 
-TINY = ["--n_train", "24", "--n_test", "8", "--n_novel", "8", "--clip_pretrain_steps", "2",
+TINY = ["--n_train", "16", "--n_test", "6", "--n_novel", "6", "--image_size", "48", "--clip_pretrain_steps", "2",
         "--t5_pretrain_steps", "2", "--max_steps", "2", "--per_device_train_batch_size", "8",
         "--warmup_steps", "0", "--logging_steps", "1", "--no_progress"]
 
 
-def test_demo_end_to_end_tiny(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory):
+    """One cache for both end-to-end tests: the base models are pretrained once."""
+    return tmp_path_factory.mktemp("demo_cache")
+
+
+def test_demo_end_to_end_tiny(tmp_path, tiny_cache, capsys):
     from transformers import CLIPModel, CLIPProcessor
 
     demo = load_recipe("demo")
-    argv = [*TINY, "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    argv = [*TINY, "--out", str(tmp_path / "out"), "--cache", str(tiny_cache)]
     payload = demo.main(argv)
     out = tmp_path / "out"
     for name in ("results.json", "results.md", "chart.png"):
@@ -199,13 +201,14 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     assert again["meta"]["base_clip"] == payload["meta"]["base_clip"]
 
 
-def test_ablation_end_to_end_tiny(tmp_path):
+def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     ablation = load_recipe("ablation")
     md = tmp_path / "ablation.md"
-    argv = [*TINY, "--max_steps", "1", "--seeds", "1", "2", "--out", str(tmp_path / "abl"),
-            "--cache", str(tmp_path / "cache"), "--ablation_md", str(md)]
+    argv = [*TINY, "--max_steps", "1", "--seeds", "1", "2", "--variants", "NegCLIP", "READ",
+            "--out", str(tmp_path / "abl"), "--cache", str(tiny_cache), "--ablation_md", str(md)]
     payload = ablation.main(argv)
-    assert set(payload["summary"]) == {"base", "NegCLIP", "+reconstruction", "+alignment", "READ"}
+    assert set(payload["summary"]) == {"base", "NegCLIP", "READ"}
+    assert set(payload["read_vs_negclip"]) == {f"{s}/{k}" for s in ("test", "novel") for k in KINDS}
     mean, std, n = payload["summary"]["READ"]["test"]["pp_tot"]["macro"]
     assert n == 2 and std >= 0
     text = md.read_text()
