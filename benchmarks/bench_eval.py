@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_eval.py                       # tiny CLIP, full SugarCrepe + SugarCrepe++
     .venv/bin/python benchmarks/bench_eval.py --model openai/clip-vit-base-patch32 --device cuda --dtype bf16
+    .venv/bin/python benchmarks/bench_eval.py --vit_b32 --device cuda --dtype bf16 --num_workers 8   # offline
 
 Uses the real annotation files from ``../shared/benchdata`` with stand-in JPEGs
 (COCO-sized by default, so image decoding costs what it costs on real data) written to a
@@ -35,6 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="CLIPModel id/folder (default: a tiny random CLIP written here)")
+    p.add_argument("--vit_b32", action="store_true",
+                   help="random-weight CLIP ViT-B/32 (openai/clip-vit-base-patch32's shapes and image processor) "
+                        "with a BPE tokenizer trained here on the benchmarks' captions: the real model's cost "
+                        "without downloading it")
+    p.add_argument("--bpe_merges", type=int, default=8000, help="merges of the --vit_b32 tokenizer")
     p.add_argument("--tiny_width", type=int, default=64, help="hidden size of the default tiny CLIP")
     p.add_argument("--tiny_layers", type=int, default=2, help="layers per tower of the default tiny CLIP")
     p.add_argument("--benchmarks", nargs="+", default=["sugarcrepe", "sugarcrepe_pp_itt", "sugarcrepe_pp_tot"],
@@ -75,6 +81,32 @@ def write_stand_ins(root: Path, files: set[str], size: tuple[int, int]) -> None:
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / name, quality=90)
 
 
+def write_random_vit_b32(folder: Path, corpus: set[str], num_merges: int) -> Path:
+    """openai/clip-vit-base-patch32's architecture (transformers' CLIPConfig defaults) with
+    random weights. The tokenizer is BPE trained on ``corpus`` so captions split into about
+    as many tokens as with CLIP's 49k vocabulary; the embedding table is smaller, which does
+    not change the cost of a forward pass."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from read_trainer.model_kit import build_clip_tokenizer
+
+    tokenizer = build_clip_tokenizer(folder, sorted(corpus), num_merges)
+    config = CLIPConfig(text_config=dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+                        vision_config=dict(image_size=224, patch_size=32), projection_dim=512)
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def autocast_for(device: str, dtype_name: str):
+    """The loop runs under the same autocast as the suite."""
+    dtype = resolve_dtype(dtype_name)
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
+
+
 def main() -> int:
     args = parse_args()
     if args.threads:
@@ -83,35 +115,47 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model_path = args.model
-        if model_path is None:
-            from read_trainer.model_kit import TinyClipSpec, write_tiny_clip
-
-            spec = TinyClipSpec(hidden_size=args.tiny_width, intermediate_size=2 * args.tiny_width,
-                                num_layers=args.tiny_layers, num_heads=max(1, args.tiny_width // 16),
-                                projection_dim=max(16, args.tiny_width // 2))
-            model_path = str(write_tiny_clip(tmp / "clip", spec=spec))
         image_dir = tmp / "images"
         image_dir.mkdir()
         files = referenced_images(Path(args.data_root), args.benchmarks)
+        print(f"writing {len(files)} stand-in JPEGs", flush=True)
         t = time.perf_counter()
         write_stand_ins(image_dir, files, tuple(args.image_size))
         print(f"wrote {len(files)} stand-in {args.image_size[0]}x{args.image_size[1]} JPEGs "
               f"in {time.perf_counter() - t:.1f}s")
         tasks = [load_named(n, args.data_root, image_dir, args.limit) for n in args.benchmarks]
         n_items = sum(len(t) for t in tasks)
+        model_path = args.model
+        if args.vit_b32:
+            corpus = {text for task in tasks for text in task.all_texts()}
+            model_path = str(write_random_vit_b32(tmp / "clip-vit-b32", corpus, args.bpe_merges))
+        elif model_path is None:
+            from read_trainer.model_kit import TinyClipSpec, write_tiny_clip
+
+            spec = TinyClipSpec(hidden_size=args.tiny_width, intermediate_size=2 * args.tiny_width,
+                                num_layers=args.tiny_layers, num_heads=max(1, args.tiny_width // 16),
+                                projection_dim=max(16, args.tiny_width // 2))
+            model_path = str(write_tiny_clip(tmp / "clip", spec=spec))
         model = CLIPModel.from_pretrained(model_path).to(args.device).eval()
         processor = CLIPProcessor.from_pretrained(model_path)
+        print(f"model ready: {model_path}; {n_items} items", flush=True)
+
+        # Untimed warm-up of both paths on a few items (CUDA context, cuBLAS handles, kernel
+        # selection, first-call Python imports), so neither side pays one-off costs in its time.
+        warm = [load_named(n, args.data_root, image_dir, 2) for n in args.benchmarks]
+        run_suite(warm, ClipEmbedder(model, processor, batch_size=args.batch_size, dtype=args.dtype, progress=False))
+        with autocast_for(args.device, args.dtype):
+            for task in warm:
+                decide_one_at_a_time(task, model, processor)
 
         t = time.perf_counter()
         batched = run_suite(tasks, ClipEmbedder(model, processor, batch_size=args.batch_size, dtype=args.dtype,
                                                 num_workers=args.num_workers, progress=False))
         t_batched = time.perf_counter() - t
+        print(f"batched suite: {n_items} items in {t_batched:.1f} s; now the one-at-a-time loop", flush=True)
 
-        dtype = resolve_dtype(args.dtype)  # the loop runs under the same autocast as the suite
-        autocast = torch.autocast(torch.device(args.device).type, dtype=dtype, enabled=dtype is not None)
         t = time.perf_counter()
-        with autocast:
+        with autocast_for(args.device, args.dtype):
             looped = {task.name: decide_one_at_a_time(task, model, processor, progress=True) for task in tasks}
         t_loop = time.perf_counter() - t
 

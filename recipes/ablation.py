@@ -225,8 +225,8 @@ DEVIATIONS = [
     "from scratch at 1e-3 for a minute; at 1e-4 / 150 steps fine-tuning moved swap accuracy by 2 points.",
     "- **alignment with the hard negatives as extra columns, both directions** (reference: paraphrase -> "
     "in-batch anchors): a world paraphrase shares its caption's content words and in-batch anchors describe "
-    "other scenes, so the reference alignment loss sits at ~0.05 from the first step and READ measured no "
-    "better than NegCLIP with it (SugarCrepe++ TOT 56.5 vs 56.4, ITT 65.7 vs 65.1, iid, one seed).",
+    "other scenes, so the reference alignment loss is ~0.1 from the first logged step and asks for nothing a "
+    "bag-of-words encoder does not already do; compare the rows READ and 'READ, reference alignment'.",
     "- **negatives**: the package's generator, swaps and relation replacements preferred, kept only when they "
     "parse as world captions that are false for the image (its COCO lexicon otherwise garbles ~60% of them).",
     "- **base models**: CLIP pretrained with the plain CLIP loss, temperature started at CLIP's converged 1/100, "
