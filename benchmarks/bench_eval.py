@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_eval.py                       # tiny CLIP, full SugarCrepe + SugarCrepe++
     .venv/bin/python benchmarks/bench_eval.py --model openai/clip-vit-base-patch32 --device cuda --dtype bf16
-    .venv/bin/python benchmarks/bench_eval.py --vit_b32 --device cuda --dtype bf16 --num_workers 8   # offline
+    .venv/bin/python benchmarks/bench_eval.py --vit_b32 --device cuda --num_workers 8    # offline ViT-B/32
 
 Uses the real annotation files from ``../shared/benchdata`` with stand-in JPEGs
 (COCO-sized by default, so image decoding costs what it costs on real data) written to a

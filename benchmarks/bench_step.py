@@ -412,6 +412,35 @@ def measure_speed(scale: Scale, device, repeats: int, warmup: int, workdir: str,
     return times, cpu_times
 
 
+def profile_steps(scale: Scale, device, workdir: str, variants, out_dir: str, rows: int = 25) -> None:
+    """One warm-up and one profiled step per variant (torch.profiler, CPU + CUDA): writes
+    ``<out_dir>/profile_<variant>.txt`` with the ops sorted by self device time and by self
+    CPU time, to find where a variant's step time goes (kernels, launches, synchronisation)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    clip, t5 = build_models(scale)
+    steps = {name: build_variant(name, scale, clip, t5, device, workdir) for name in variants}
+    del clip, t5
+    os.makedirs(out_dir, exist_ok=True)
+    batches = make_batches(scale, seed=0)
+    for name in variants:
+        batch = _to(batches[_batch_kind(name)], device)
+        steps[name](batch)  # warm-up: allocator, kernel selection
+        _sync(device)
+        with profile(activities=activities, record_shapes=False) as prof:
+            steps[name](batch)
+            _sync(device)
+        table = prof.key_averages()
+        sort_device = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        text = (f"# {name}: by self device time\n{table.table(sort_by=sort_device, row_limit=rows)}\n"
+                f"# {name}: by self CPU time\n{table.table(sort_by='self_cpu_time_total', row_limit=rows)}\n")
+        path = os.path.join(out_dir, f"profile_{name}.txt")
+        with open(path, "w") as f:
+            f.write(text)
+        print(f"profile of {name}: {path}", flush=True)
+
+
 def count_flops_only(scale: Scale, device, variants, command: str) -> dict:
     """Model FLOPs per sample of one step of each variant (no timing, no memory children)."""
     clip, t5 = build_models(scale)
@@ -510,6 +539,8 @@ def main(argv=None) -> dict:
                         help="add (b') our READ step with texts and targets in one padded pass (length_groups=1)")
     parser.add_argument("--with-compile", action="store_true", help="add (b') our READ step under torch.compile")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="instead of timing, profile one step per variant (torch.profiler) into DIR")
     parser.add_argument("--flops-only", action="store_true",
                         help="only count each variant's model FLOPs on one step (any device; no timing)")
     args = parser.parse_args(argv)
@@ -535,6 +566,10 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the memory children
+    if args.profile:
+        with tempfile.TemporaryDirectory() as workdir:
+            profile_steps(scale, device, workdir, variants, args.profile)
+        return {}
     with tempfile.TemporaryDirectory() as workdir:
         times, cpu_times = measure_speed(scale, device, args.repeats, args.warmup, workdir, variants)
     memory = None if args.no_memory else measure_memory(scale, device, args.memory_steps, variants)
