@@ -7,8 +7,10 @@ the second?" (about half are). A logistic-regression probe is fitted on train sc
 scored on test scenes, twice per model: on the projected, pooled image embedding (what
 CLIP compares with text) and on the vision tower's flattened patch tokens (what the tower
 saw before pooling). A probe near 50% on the embedding but well above it on the patches
-means the layout is in the image but pooling throws it away, so no text-side training
-can make image-text relation tests (SugarCrepe-style replace_rel) pass.
+says the tower sees the layout but its pooled output does not carry it in a form one
+linear read-out finds (CLIP's score is linear in the image embedding for each caption,
+so this probe is stricter than a relation test: it asks for one direction for every
+colour-shape pair).
 """
 
 from __future__ import annotations
