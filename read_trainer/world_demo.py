@@ -352,11 +352,9 @@ def wins_per_category(new: dict, old: dict) -> dict:
 def plot_comparison(tables: Mapping[str, dict], path: str | os.PathLike,
                     splits: Sequence[str] = ("test", "novel")) -> Path:
     """Grouped bars per category (and macro), one panel per split x benchmark, one colour per model."""
-    import matplotlib
+    from .evaluation.report import headless_pyplot, save_figure
 
-    matplotlib.use("Agg")  # headless: runs in terminals and CI
-    import matplotlib.pyplot as plt
-
+    plt = headless_pyplot()
     labels = list(tables)
     categories = (*WORLD_CATEGORIES, "macro")
     fig, axes = plt.subplots(len(splits), len(KINDS), figsize=(4.6 * len(KINDS), 3.4 * len(splits)),
@@ -379,8 +377,4 @@ def plot_comparison(tables: Mapping[str, dict], path: str | os.PathLike,
     fig.suptitle("READ on the synthetic world: base vs fine-tuned (ties count as wrong; dotted: chance)",
                  fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

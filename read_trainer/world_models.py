@@ -33,16 +33,14 @@ import json
 import math
 import os
 import random
-import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import datasets
 import torch
 
+from .cache import cached_build
 from .model_kit import TinyClipSpec, TinyT5Spec, save_t5_untied, write_tiny_clip, write_tiny_t5
 
 # Bump when the training procedure changes what the same parameters produce: it keys the cache.
@@ -120,30 +118,6 @@ def cache_key(kind: str, params: dict) -> str:
     """``<kind>-<16 hex digits>``: a hash of every parameter that changes the model."""
     blob = json.dumps({"version": WORLD_MODELS_VERSION, "kind": kind, **params}, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
-
-
-def cached_build(cache_dir: str | os.PathLike, key: str, build: Callable[[Path], None],
-                 params: dict) -> Path:
-    """Return ``cache_dir/key``, calling ``build(tmp_folder)`` first if it is not there yet.
-
-    ``build`` writes into a private temporary folder that is renamed into place only when
-    complete; ``build_params.json`` records what the folder was built from.
-    """
-    path = Path(cache_dir) / key
-    if (path / "build_params.json").exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{key}.tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    build(tmp)
-    (tmp / "build_params.json").write_text(json.dumps(params, indent=2, sort_keys=True, default=str))
-    try:
-        os.rename(tmp, path)
-    except OSError:  # another process renamed its copy in first: keep theirs
-        if not (path / "build_params.json").exists():
-            raise
-        shutil.rmtree(tmp)
-    return path
 
 
 def _params(obj) -> dict:

@@ -39,13 +39,12 @@ import io
 import json
 import os
 import random
-import shutil
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import datasets
 
+from ..cache import cached_build
 from .world_scenes import (
     ALL_PAIRS, COLOURS, HELD_OUT_PAIRS, RELATIONS, SEEN_PAIRS, SHAPES, SIZES, Scene, render_scene, sample_scene,
 )
@@ -215,20 +214,15 @@ def build_world(seed: int = 0, n_train: int = 4000, n_test: int = 500, n_novel: 
     """
     params = world_params(seed, n_train, n_test, n_novel, image_size)
     sizes = {"train": n_train, "test": n_test, "novel": n_novel}
-    if cache_dir is None:
+
+    def build() -> datasets.DatasetDict:
         return datasets.DatasetDict({s: build_split(s, n, seed, image_size) for s, n in sizes.items()})
+
+    if cache_dir is None:
+        return build()
     path = world_cache_path(cache_dir, params)
-    if not (path / "dataset_dict.json").exists():
-        world = datasets.DatasetDict({s: build_split(s, n, seed, image_size) for s, n in sizes.items()})
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-        world.save_to_disk(str(tmp))
-        (tmp / "world_params.json").write_text(json.dumps(params, indent=2, sort_keys=True))
-        try:
-            os.rename(tmp, path)
-        except OSError:  # another process renamed its copy in first: keep theirs
-            if not (path / "dataset_dict.json").exists():
-                raise
-            shutil.rmtree(tmp)
+    cached_build(path.parent, path.name, lambda tmp: build().save_to_disk(str(tmp)), params,
+                 params_file="world_params.json")
     return datasets.load_from_disk(str(path))
 
 

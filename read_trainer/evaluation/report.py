@@ -97,12 +97,30 @@ def markdown_report(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_comparison(results: Results, path: str | Path) -> Path:
-    """Grouped bars of each benchmark's total, one colour per model (and the paper average when present)."""
+def headless_pyplot():
+    """``matplotlib.pyplot`` on the Agg backend: charts are written by recipes on servers and in CI."""
     import matplotlib
 
-    matplotlib.use("Agg")  # headless: the recipe runs on servers
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (parents created) and free it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def plot_comparison(results: Results, path: str | Path) -> Path:
+    """Grouped bars of each benchmark's total, one colour per model (and the paper average when present)."""
+    plt = headless_pyplot()
 
     labels = list(results)
     names = _benchmarks_in_order(results)
@@ -123,11 +141,7 @@ def plot_comparison(results: Results, path: str | Path) -> Path:
     ax.legend()
     ax.set_title("Compositional evaluation (each benchmark's official average)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def model_card_eval_results(results: Mapping[str, BenchmarkResult]) -> list:
