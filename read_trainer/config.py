@@ -85,11 +85,28 @@ class ReadConfig(TrainingArguments):
             "reconstruction loss by the global token count, so N processes train exactly like one."
         },
     )
-    length_groups: int = field(
-        default=4,
+    padding_bucket: int = field(
+        default=16,
         metadata={
-            "help": "Encode texts and decoder targets in up to this many groups of similar length, each padded "
-            "to its own longest row (exact; ~1.6x faster at COCO lengths). 1: one padded pass."
+            "help": "Static shapes: the collator pads texts and decoder targets to widths that are multiples of "
+            "this (capped at max_text_length / max_target_length), one bucket per batch for both: the number of "
+            "distinct step shapes is at most ceil(max length / padding_bucket) (5 at 77 and 16). 0 pads to the "
+            "batch's longest row (a new shape nearly every step)."
+        },
+    )
+    length_groups: int = field(
+        default=1,
+        metadata={
+            "help": "1: encode the batch in the collator's shapes. N > 1: re-cut texts and decoder targets on the "
+            "device into up to N groups of similar length (exact; fewer FLOPs, but N tower and decoder passes, "
+            "host syncs and new shapes every step). Only where the step is compute-bound: eager CPU training."
+        },
+    )
+    lean_decoder: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the frozen T5 decoder with the one-token cross-attention in closed form and the causal "
+            "mask built once (same results as the stock decoder, fewer ops). False: the stock T5Stack.forward."
         },
     )
 
@@ -140,6 +157,9 @@ class ReadConfig(TrainingArguments):
             raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
         if self.lora_towers not in ("text", "vision", "both"):
             raise ValueError(f"lora_towers must be 'text', 'vision' or 'both', got {self.lora_towers!r}")
+        if self.padding_bucket < 0 or self.length_groups < 1:
+            raise ValueError(f"padding_bucket must be >= 0 and length_groups >= 1, got {self.padding_bucket} and "
+                             f"{self.length_groups}")
         if not 1 <= self.max_text_length <= 77:
             # CLIP's position table has 77 entries; longer text cannot be encoded.
             raise ValueError(f"max_text_length must be in [1, 77], got {self.max_text_length}")

@@ -1,4 +1,9 @@
-"""READ's losses as pure functions of embeddings (DESIGN.md §2).
+"""READ's losses as pure functions of embeddings, and ``read_loss``, which weighs them.
+
+READ's objective is L = L_con + λ_rec·L_rec + λ_align·L_align: the NegCLIP contrastive
+loss with hard negatives as extra image->text columns, the frozen T5 decoder's token
+cross-entropy regenerating a caption from the anchor's text state, and paraphrase->anchor
+alignment with in-batch anchors as negatives.
 
 Every embedding passed here is already L2-normalised; ``logit_scale`` is CLIP's
 learnable *log* temperature (the parameter itself, exponentiated here, no clamp
@@ -79,6 +84,54 @@ def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     # At least fp32 (bf16 logits are upcast; fp64 ones, in tests, stay fp64).
     logits = logits.reshape(-1, logits.shape[-1]).to(torch.promote_types(logits.dtype, torch.float32))
     return F.cross_entropy(logits, labels.reshape(-1), ignore_index=-100)
+
+
+def read_loss(
+    output,
+    *,
+    reconstruction_weight: float,
+    alignment_weight: float,
+    alignment_symmetric: bool = False,
+    alignment_include_negatives: bool = False,
+    across_processes: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """READ's total loss and its unweighted components from a ``ReadOutput``.
+
+    ``output`` carries the embeddings by name (``image_embeds``, ``anchors``,
+    ``negatives``, ``paraphrases``, ``logit_scale``) and, when the decoder ran,
+    ``reconstruction_loss`` with its label-token count ``reconstruction_tokens``. A zero
+    weight leaves its term (and its component) out. ``across_processes``: the
+    contrastive and alignment losses are computed over the global batch (embeddings
+    gathered with ``gather_with_grad``) and the reconstruction loss is normalised by the
+    global token count (``token_mean_over_processes``), so N processes train like one;
+    the logged reconstruction component is then the global token mean.
+
+    Returns ``(total, {"contrastive": ..., "reconstruction": ..., "alignment": ...})``.
+    """
+    images, anchors, negatives, paraphrases = output.image_embeds, output.anchors, output.negatives, output.paraphrases
+    if across_processes:
+        images, anchors, negatives, paraphrases = gather_with_grad([images, anchors, negatives, paraphrases])
+    has_negatives = negatives is not None and negatives.shape[0] > 0
+    contrastive = contrastive_with_negatives(images, anchors, negatives if has_negatives else None, output.logit_scale)
+    total, components = contrastive, {"contrastive": contrastive}
+    if reconstruction_weight > 0:
+        if output.reconstruction_loss is None:
+            raise ValueError("reconstruction_weight > 0 but the model computed no reconstruction loss "
+                             "(no decoder_labels in the batch, or a model without a decoder)")
+        reconstruction = logged = output.reconstruction_loss
+        if across_processes:
+            reconstruction, logged = token_mean_over_processes(reconstruction, output.reconstruction_tokens)
+        components["reconstruction"] = logged
+        total = total + reconstruction_weight * reconstruction
+    if alignment_weight > 0:
+        if paraphrases is None or paraphrases.shape[0] != anchors.shape[0]:
+            got = 0 if paraphrases is None else paraphrases.shape[0]
+            raise ValueError(f"alignment needs one paraphrase per anchor, got {got} for {anchors.shape[0]} anchors")
+        aligned = alignment(paraphrases, anchors, output.logit_scale, symmetric=alignment_symmetric,
+                            negative_embeds=negatives if alignment_include_negatives and has_negatives else None)
+        components["alignment"] = aligned
+        total = total + alignment_weight * aligned
+    return total, components
 
 
 def _process_group_size() -> int:

@@ -16,21 +16,33 @@ from torch import nn
 from transformers import CLIPModel, T5ForConditionalGeneration
 from transformers.utils import ModelOutput
 
+from .lean_decoder import lean_decode
 from .losses import token_cross_entropy
 
 
 @dataclass
 class ReadOutput(ModelOutput):
-    """Everything the losses need from one forward pass.
+    """Everything the losses need from one forward pass, by name.
 
-    ``text_embeds`` holds every text of the batch (anchors | negatives | paraphrases)
-    from a single text-tower pass; the trainer slices it.
+    All texts go through one text-tower pass in the order anchors (B) | negatives (B·K,
+    grouped by anchor) | paraphrases (B or none); the model splits them here, so the
+    layout is defined in one place. Embeddings are L2-normalised.
     """
 
     image_embeds: torch.Tensor | None = None
-    text_embeds: torch.Tensor | None = None
+    anchors: torch.Tensor | None = None
+    negatives: torch.Tensor | None = None
+    paraphrases: torch.Tensor | None = None
+    anchor_pooled: torch.Tensor | None = None
     logit_scale: torch.Tensor | None = None
     reconstruction_loss: torch.Tensor | None = None
+    reconstruction_tokens: torch.Tensor | None = None
+
+
+def split_texts(texts: torch.Tensor, batch: int, num_negatives: int):
+    """(anchors, negatives, paraphrases) of a tensor whose rows follow the batch's text layout."""
+    end = batch * (1 + num_negatives)
+    return texts[:batch], texts[batch:end], texts[end:]
 
 
 def _l2_normalise(x: torch.Tensor) -> torch.Tensor:
@@ -58,7 +70,8 @@ def length_groups(lengths: torch.Tensor, max_groups: int) -> list[tuple[torch.Te
     a dynamic programme over the distinct lengths (at most 77).
 
     Returns ``[(row indices, group max length)]`` in increasing length. One host sync
-    (the lengths), which the step pays once per text tower or decoder pass.
+    (the lengths) per text tower or decoder pass, and shapes that change every step:
+    used only with ``ReadModel(length_groups > 1)``.
     """
     order = torch.argsort(lengths, stable=True)
     sorted_lengths = lengths[order].tolist()
@@ -93,6 +106,13 @@ def length_groups(lengths: torch.Tensor, max_groups: int) -> list[tuple[torch.Te
     return [(order[start:end], width) for start, end, width in reversed(bounds)]
 
 
+def shift_right(labels: torch.Tensor, start_token_id: int, pad_token_id: int) -> torch.Tensor:
+    """T5's teacher-forcing inputs: ``[start, labels[:-1]]`` per row, with -100 replaced by pad."""
+    shifted = labels.new_full(labels.shape, start_token_id)
+    shifted[..., 1:] = labels[..., :-1]
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
 def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **hub_kwargs):
     """Load a T5 checkpoint and keep only ``(decoder stack, lm_head, config)``, frozen.
 
@@ -116,16 +136,22 @@ class ReadModel(nn.Module):
             config, or ``None`` to train without reconstruction (NegCLIP / CLIP baselines).
         decoder_dropout: keep the frozen decoder's dropout active in training, as the
             reference run did.
-        length_groups: texts (and decoder targets) are encoded in up to this many groups
-            of similar length, each padded to its own longest row (see ``length_groups``);
-            1 encodes the whole batch padded to its longest row. Same results either way.
+        length_groups: 1 (default) encodes the batch as it comes, in the collator's
+            static bucketed shapes. N > 1 re-cuts texts and decoder targets into up to N
+            groups of similar length on the device (see ``length_groups``): exact, fewer
+            FLOPs, but each group is a whole extra tower and decoder pass, new shapes every
+            step and host syncs; it pays only where the step is compute-bound (eager CPU).
+        lean_decoder: run the frozen decoder through ``lean_decode`` (the closed-form
+            one-token cross-attention, same results as the stock ``T5Stack``); False calls
+            the stock stack.
     """
 
     def __init__(self, clip: CLIPModel, decoder=None, lm_head=None, decoder_config=None, decoder_dropout: bool = True,
-                 length_groups: int = 4):
+                 length_groups: int = 1, lean_decoder: bool = True):
         super().__init__()
         self.clip = clip
         self.length_groups = length_groups
+        self.lean_decoder = lean_decoder
         self.decoder = decoder
         self.lm_head = lm_head
         self.decoder_config = decoder_config
@@ -145,7 +171,8 @@ class ReadModel(nn.Module):
         *,
         decoder_dropout: bool = True,
         decoder_dtype: torch.dtype | None = None,
-        length_groups: int = 4,
+        length_groups: int = 1,
+        lean_decoder: bool = True,
         **hub_kwargs,
     ) -> "ReadModel":
         """Build from hub ids or local folders (``decoder_name_or_path=None``: no reconstruction)."""
@@ -153,7 +180,8 @@ class ReadModel(nn.Module):
         if decoder_name_or_path is None:
             return cls(clip, length_groups=length_groups)
         decoder, lm_head, config = load_frozen_decoder(decoder_name_or_path, dtype=decoder_dtype, **hub_kwargs)
-        return cls(clip, decoder, lm_head, config, decoder_dropout=decoder_dropout, length_groups=length_groups)
+        return cls(clip, decoder, lm_head, config, decoder_dropout=decoder_dropout, length_groups=length_groups,
+                   lean_decoder=lean_decoder)
 
     @classmethod
     def from_config(cls, config) -> "ReadModel":
@@ -167,6 +195,7 @@ class ReadModel(nn.Module):
             decoder_dropout=config.decoder_dropout,
             decoder_dtype=dtype,
             length_groups=config.length_groups,
+            lean_decoder=config.lean_decoder,
         )
 
     # -- modes -----------------------------------------------------------------------
@@ -195,20 +224,18 @@ class ReadModel(nn.Module):
     def encode_text(self, input_ids, attention_mask=None):
         """Return (pooled pre-projection hidden state at EOT, L2-normalised projected embedding).
 
-        Every text is encoded once. With an attention mask, rows are grouped by length
-        and each group is cut to its own longest row (exact: the causal mask keeps a row's
-        padding out of its earlier positions and pooling reads the EOT token; only float
-        summation order can differ); outputs come back in the input order.
+        Texts must be padded on the right (CLIP's tokenizer does). The tower then gets no
+        padding mask: CLIP's causal mask already keeps every pad (which comes after its
+        row's EOT) out of the real positions, and pooling reads the EOT token, so the
+        result is the unpadded one, without transformers inspecting the mask on the host
+        and with the causal attention kernel. ``attention_mask`` is read only to cut
+        length groups (``length_groups`` > 1).
         """
         if attention_mask is None or self.length_groups <= 1:
-            pooled = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+            pooled = self.clip.text_model(input_ids=input_ids).pooler_output
         else:
             groups = length_groups(row_extents(attention_mask), self.length_groups)
-            pieces = [
-                self.clip.text_model(input_ids=input_ids[rows, :width], attention_mask=attention_mask[rows, :width])
-                .pooler_output
-                for rows, width in groups
-            ]
+            pieces = [self.clip.text_model(input_ids=input_ids[rows, :width]).pooler_output for rows, width in groups]
             order = torch.cat([rows for rows, _ in groups])
             pooled = torch.cat(pieces)[torch.argsort(order)]
         return pooled, _l2_normalise(self.clip.text_projection(pooled))
@@ -217,40 +244,51 @@ class ReadModel(nn.Module):
         pooled = self.clip.vision_model(pixel_values=pixel_values).pooler_output
         return _l2_normalise(self.clip.visual_projection(pooled))
 
-    def reconstruction_loss(self, anchor_pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def reconstruction_loss(self, anchor_pooled: torch.Tensor, labels: torch.Tensor,
+                            decoder_input_ids: torch.Tensor | None = None) -> torch.Tensor:
         """The frozen decoder regenerates ``labels`` from each anchor's pooled text state.
 
         The projected state is the decoder's entire (one-token) encoder output, so no
         encoder attention mask is needed. Decoder inputs are T5's shift-right of the
-        labels (start = pad = 0; -100 mapped to pad); positions after </s> are -100 and
-        unseen by earlier ones under the causal mask, so dynamic padding is exact.
+        labels (start = pad = 0; -100 mapped to pad; the collator hands them over ready);
+        positions after </s> are -100 and unseen by earlier ones under the causal mask,
+        so padding is exact. Every position goes through ``lm_head`` and the -100 ones
+        are ignored by the cross-entropy: static shapes and no selection on the host.
         """
         if self.decoder is None:
             raise RuntimeError("This ReadModel was built without a decoder (reconstruction_weight=0).")
-        dtype = next(self.decoder.parameters()).dtype
-        memory = self.text_to_decoder(anchor_pooled).unsqueeze(1).to(dtype)  # (B, 1, d_model)
+        dtype = self.lm_head.weight.dtype
+        memory = self.text_to_decoder(anchor_pooled).unsqueeze(1).to(dtype)  # (B, 1, d_model), cast once
+        if self.length_groups > 1:
+            return self._grouped_reconstruction_loss(memory, labels)
+        if decoder_input_ids is None:
+            decoder_input_ids = self.shift_right(labels)
+        hidden = self._decode(memory, decoder_input_ids)
+        return token_cross_entropy(self.lm_head(hidden), labels)
+
+    def _grouped_reconstruction_loss(self, memory: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         valid = labels != -100
-        groups = length_groups(row_extents(valid), self.length_groups) if self.length_groups > 1 else \
-            [(torch.arange(labels.shape[0], device=labels.device), labels.shape[1])]
         hidden, targets = [], []
-        for rows, width in groups:  # cut after the group's last label: only -100 positions are dropped
+        for rows, width in length_groups(row_extents(valid), self.length_groups):
+            # Cut after the group's last label: only -100 positions are dropped; only label
+            # positions go through the vocabulary projection.
             group_labels = labels[rows, :width]
-            group_hidden = self._decode(memory[rows], group_labels)
+            group_hidden = self._decode(memory[rows], self.shift_right(group_labels))
             keep = valid[rows, :width]
-            # Only label positions go through the vocabulary projection: the B×L×V logits of
-            # padding would be computed, and kept in fp32 for the backward, for nothing.
             hidden.append(group_hidden[keep])
             targets.append(group_labels[keep])
         return token_cross_entropy(self.lm_head(torch.cat(hidden)), torch.cat(targets))
 
-    def _decode(self, memory: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The frozen decoder stack's last hidden states for ``labels`` (teacher forcing)."""
-        start = self.decoder_config.decoder_start_token_id
-        pad = self.decoder_config.pad_token_id
-        decoder_input_ids = labels.new_full(labels.shape, start)
-        decoder_input_ids[:, 1:] = labels[:, :-1]
-        decoder_input_ids = decoder_input_ids.masked_fill(decoder_input_ids == -100, pad)
-        hidden = self.decoder(input_ids=decoder_input_ids, encoder_hidden_states=memory, use_cache=False)[0]
+    def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
+        """T5's decoder inputs for ``labels``: start token, then the labels shifted by one, -100 -> pad."""
+        return shift_right(labels, self.decoder_config.decoder_start_token_id, self.decoder_config.pad_token_id)
+
+    def _decode(self, memory: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+        """The frozen decoder stack's last hidden states (teacher forcing)."""
+        if self.lean_decoder:
+            hidden = lean_decode(self.decoder, decoder_input_ids, memory)
+        else:
+            hidden = self.decoder(input_ids=decoder_input_ids, encoder_hidden_states=memory, use_cache=False)[0]
         if getattr(self.decoder_config, "scale_decoder_outputs", False):
             # Original T5 (tied head) rescales; v1.1 (untied) does not. Follow the checkpoint.
             hidden = hidden * (self.decoder_config.d_model**-0.5)
@@ -262,22 +300,29 @@ class ReadModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         decoder_labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        num_negatives: int = 0,
         **unused,
     ) -> ReadOutput:
         """One vision pass, one text pass over all texts, the decoder when labels are given.
 
-        The first ``len(pixel_values)`` texts are the anchors; reconstruction reads their
-        pooled states from the same pass (CLIP's text tower has no dropout, so encoding
-        anchors once is gradient-identical to encoding them twice).
+        Texts follow the layout anchors (B) | negatives (B·K) | paraphrases, with
+        B = ``len(pixel_values)`` and K = ``num_negatives``. Reconstruction reads the
+        anchors' pooled states from the same pass (CLIP's text tower has no dropout, so
+        encoding anchors once is gradient-identical to encoding them twice).
         """
         image_embeds = self.encode_image(pixel_values)
         pooled, text_embeds = self.encode_text(input_ids, attention_mask)
-        rec = None
+        batch = pixel_values.shape[0]
+        anchors, negatives, paraphrases = split_texts(text_embeds, batch, int(num_negatives))
+        rec = tokens = None
         if decoder_labels is not None:
-            rec = self.reconstruction_loss(pooled[: pixel_values.shape[0]], decoder_labels)
+            rec = self.reconstruction_loss(pooled[:batch], decoder_labels, decoder_input_ids)
+            tokens = (decoder_labels != -100).sum()
         return ReadOutput(
-            image_embeds=image_embeds, text_embeds=text_embeds, logit_scale=self.clip.logit_scale,
-            reconstruction_loss=rec,
+            image_embeds=image_embeds, anchors=anchors, negatives=negatives, paraphrases=paraphrases,
+            anchor_pooled=pooled[:batch], logit_scale=self.clip.logit_scale, reconstruction_loss=rec,
+            reconstruction_tokens=tokens,
         )
 
     # -- export and checkpoints ------------------------------------------------------

@@ -166,6 +166,8 @@ class ReadTrainer(Trainer):
                 reconstruction_target=args.reconstruction_target,
                 max_text_length=args.max_text_length,
                 max_target_length=args.max_target_length,
+                padding_bucket=args.padding_bucket,
+                decoder_start_token_id=getattr(getattr(model, "decoder_config", None), "decoder_start_token_id", None),
                 seed=args.seed,
             )
         # Fail before the first optimizer step, not hours into training.
@@ -208,46 +210,16 @@ class ReadTrainer(Trainer):
     # -- loss ----------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         args: ReadConfig = self.args
-        k = int(inputs.pop("num_negatives", args.num_hard_negatives))
-        if not args.uses_decoder:
-            inputs.pop("decoder_labels", None)  # λ_rec = 0: the decoder does not run at all
+        inputs.setdefault("num_negatives", args.num_hard_negatives)
+        if not args.uses_decoder:  # λ_rec = 0: the decoder does not run at all
+            inputs.pop("decoder_labels", None)
+            inputs.pop("decoder_input_ids", None)
         outputs = model(**inputs)
-        batch = outputs.image_embeds.shape[0]
-        texts = outputs.text_embeds
-        anchors, negatives = texts[:batch], texts[batch: batch * (1 + k)]
-        paraphrases = texts[batch * (1 + k):]
-
-        images = outputs.image_embeds
-        # Global-batch losses across processes (DDP/FSDP/DeepSpeed): every process sees every
-        # image, anchor, negative and paraphrase, so L_con and L_align are the combined-batch
-        # losses, and the update equals one process on the combined batch (see losses.py).
-        across = args.gather_across_processes and self.accelerator.num_processes > 1
-        if across:
-            images, anchors, negatives, paraphrases = losses.gather_with_grad([images, anchors, negatives, paraphrases])
-
-        contrastive = losses.contrastive_with_negatives(images, anchors, negatives if k else None, outputs.logit_scale)
-        total = contrastive
-        components = {"contrastive": contrastive}
-        if args.uses_decoder:
-            reconstruction = logged = outputs.reconstruction_loss
-            if across:
-                # T5's loss is this process's token mean; weight it so the averaged update is
-                # the combined batch's token mean, and log that global mean.
-                tokens = (inputs["decoder_labels"] != -100).sum()
-                reconstruction, logged = losses.token_mean_over_processes(reconstruction, tokens)
-            components["reconstruction"] = logged
-            total = total + args.reconstruction_weight * reconstruction
-        if args.uses_paraphrases:
-            if paraphrases.shape[0] != anchors.shape[0]:
-                raise ValueError(f"alignment needs one paraphrase per anchor, got {paraphrases.shape[0]} for "
-                                 f"{anchors.shape[0]} anchors")
-            alignment = losses.alignment(
-                paraphrases, anchors, outputs.logit_scale, symmetric=args.alignment_symmetric,
-                negative_embeds=negatives if args.alignment_include_negatives and k else None,
-            )
-            components["alignment"] = alignment
-            total = total + args.alignment_weight * alignment
-
+        total, components = losses.read_loss(
+            outputs, reconstruction_weight=args.reconstruction_weight, alignment_weight=args.alignment_weight,
+            alignment_symmetric=args.alignment_symmetric, alignment_include_negatives=args.alignment_include_negatives,
+            across_processes=args.gather_across_processes and self.accelerator.num_processes > 1,
+        )
         mode = "train" if model.training else "eval"
         for name, value in components.items():
             self._metrics[mode][f"loss/{name}"].append(value.detach())

@@ -39,17 +39,30 @@ def test_layout_anchors_negatives_paraphrases(collator):
         assert texts[b * (1 + k) + i] in {p.lower() for p in row["paraphrases"]}
 
 
-def test_dynamic_padding_and_t5_labels(collator):
+@pytest.mark.parametrize("bucket", [0, 16, 5])
+def test_padding_to_buckets_and_t5_labels(collator, bucket):
+    """Texts and targets are right-padded to one bucket index (0: each to its own longest row)."""
+    collator = copy.copy(collator)
+    collator.padding_bucket = bucket
     batch = collator(make_rows(4))
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    assert ids.shape[1] == int(mask.sum(1).max())  # padded to the longest text, not 77
     labels = batch["decoder_labels"]
-    assert labels.shape[1] == int((labels != -100).sum(1).max())
+    longest_text, longest_target = int(mask.sum(1).max()), int((labels != -100).sum(1).max())
+    if bucket == 0:
+        assert (ids.shape[1], labels.shape[1]) == (longest_text, longest_target)
+    else:
+        index = max(-(-longest_text // bucket), -(-longest_target // bucket))
+        assert (ids.shape[1], labels.shape[1]) == (min(77, index * bucket), min(77, index * bucket))
+    assert (mask.cumsum(1) == mask.sum(1, keepdim=True)).logical_or(mask == 1).all()  # right padding
+    assert (ids[mask == 0] == collator.processor.tokenizer.pad_token_id).all()
     eos = collator.decoder_tokenizer.eos_token_id
     for row in labels:
         kept = row[row != -100]
         assert kept[-1] == eos and (row[len(kept):] == -100).all()  # </s> then only -100
     assert not (labels == collator.decoder_tokenizer.pad_token_id).any()
+    # Decoder inputs: T5's shift right (start = pad = 0), -100 -> pad.
+    shifted = torch.cat([torch.zeros_like(labels[:, :1]), labels[:, :-1]], 1).clamp(min=0)
+    assert torch.equal(batch["decoder_input_ids"], shifted)
 
 
 def test_sampling_depends_on_seed_epoch_and_row_only(collator):

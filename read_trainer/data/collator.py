@@ -12,8 +12,14 @@ Input row schema (extra keys are ignored)::
 
 Output: ``pixel_values`` (B,3,H,W); ``input_ids``/``attention_mask`` for all texts in
 the order anchors (B) | negatives (B·K, grouped by anchor) | paraphrases (B, when
-alignment is on), padded to the longest text of the batch; ``num_negatives`` = K;
-``decoder_labels`` (B, L) T5 ids with </s>, padding = -100, when reconstruction is on.
+alignment is on), padded on the right; ``num_negatives`` = K; ``decoder_labels`` (B, L)
+T5 ids with </s>, padding = -100, and ``decoder_input_ids`` (their shift right, ready for
+the decoder) when reconstruction is on.
+
+Widths come from a fixed set (``padding_bucket``; see ``bucket_widths``), so a training
+run sees only a handful of distinct step shapes: allocators reuse their blocks,
+compiled graphs and CUDA graphs are reused, and nothing about the batch's lengths has
+to be computed on the device.
 
 Every random choice (anchor, reconstruction target, paraphrase, negatives) comes from
 a ``random.Random`` seeded by (seed, epoch, row_id), so results do not depend on
@@ -76,6 +82,22 @@ def load_image(value: Any, row_id: Any) -> Image.Image:
         raise BadRowError(f"row {row_id!r}: cannot read image {where!r}: {err}") from err
 
 
+def bucket_widths(longest_text: int, longest_target: int, bucket: int, max_text: int,
+                  max_target: int) -> tuple[int, int]:
+    """(text width, target width) of a batch: one bucket index for both, so shapes stay few.
+
+    The index is the smallest ``i`` with ``i·bucket`` covering the batch's longest text and
+    its longest target; texts are padded to ``min(i·bucket, max_text)``, targets to
+    ``min(i·bucket, max_target)``. A run then has at most ``ceil(max(max_text, max_target) /
+    bucket)`` distinct (text, target) widths: 5 at the defaults (16, 32, 48, 64, 77).
+    ``bucket=0``: each padded to its own longest row.
+    """
+    if bucket <= 0:
+        return longest_text, longest_target
+    index = max(-(-longest_text // bucket), -(-longest_target // bucket), 1)
+    return min(index * bucket, max_text), min(index * bucket, max_target)
+
+
 @dataclass
 class ReadCollator:
     """Turns READ rows into a batch (see the module docstring for both schemas).
@@ -90,8 +112,10 @@ class ReadCollator:
             them (when K > 0). An anchor left with fewer than K is topped up from the rest
             of the batch (other anchors' negatives, then other anchors).
         reconstruction_target: ``"random_caption"`` or ``"anchor"``.
-        pad_to_max_length: pad texts and labels to their maximum lengths instead of
-            the longest in the batch (same losses, more compute; for static shapes).
+        padding_bucket: pad texts and labels to widths that are multiples of this
+            (``bucket_widths``); 0 pads to the batch's longest row.
+        pad_to_max_length: pad texts and labels to their maximum lengths (one shape).
+        decoder_start_token_id: first decoder input (T5: the pad id, the default).
         epoch: set by the trainer at each epoch so sampling varies across epochs.
     """
 
@@ -104,6 +128,8 @@ class ReadCollator:
     max_text_length: int = 77
     max_target_length: int = 77
     pad_to_max_length: bool = False
+    padding_bucket: int = 16
+    decoder_start_token_id: int | None = None
     seed: int = 2025
     epoch: int = 0
     image_column: str = "image"
@@ -136,24 +162,40 @@ class ReadCollator:
 
         negatives = self._complete_negatives(negatives, anchors, rows)
         texts = anchors + [text for per_anchor in negatives for text in per_anchor] + paraphrases
-        # Dynamic padding is exact (causal mask + EOT pooling; T5 pads are -100) and ~5x
-        # shorter than 77 on COCO; fixed padding is kept for static-shape compilers.
-        padding = "max_length" if self.pad_to_max_length else "longest"
-        tokens = self.processor.tokenizer(
-            texts, padding=padding, truncation=True, max_length=self.max_text_length, return_tensors="pt"
-        )
+        tokenizer = self.processor.tokenizer
+        tokens = tokenizer(texts, truncation=True, max_length=self.max_text_length)
+        labels = None
+        if self.decoder_tokenizer is not None:
+            labels = self.decoder_tokenizer(targets, truncation=True, max_length=self.max_target_length)
+        text_width, target_width = self._widths(tokens, labels)
+        # Right padding: the model's text tower relies on it (causal mask + EOT pooling).
+        tokens = tokenizer.pad(tokens, padding="max_length", max_length=text_width, return_tensors="pt")
         batch = {
             "pixel_values": self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"],
             "input_ids": tokens["input_ids"],
             "attention_mask": tokens["attention_mask"],
             "num_negatives": self.num_hard_negatives,
         }
-        if self.decoder_tokenizer is not None:
-            labels = self.decoder_tokenizer(
-                targets, padding=padding, truncation=True, max_length=self.max_target_length, return_tensors="pt"
-            )
-            batch["decoder_labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+        if labels is not None:
+            labels = self.decoder_tokenizer.pad(labels, padding="max_length", max_length=target_width,
+                                                return_tensors="pt")
+            decoder_labels = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+            pad = self.decoder_tokenizer.pad_token_id
+            start = pad if self.decoder_start_token_id is None else self.decoder_start_token_id
+            decoder_input_ids = decoder_labels.new_full(decoder_labels.shape, start)
+            decoder_input_ids[:, 1:] = decoder_labels[:, :-1]
+            batch["decoder_labels"] = decoder_labels
+            batch["decoder_input_ids"] = decoder_input_ids.masked_fill(decoder_input_ids == -100, pad)
         return batch
+
+    def _widths(self, tokens, labels) -> tuple[int, int]:
+        """Padded widths of this batch's texts and targets (static buckets unless disabled)."""
+        longest_text = max(len(ids) for ids in tokens["input_ids"])
+        longest_target = max((len(ids) for ids in labels["input_ids"]), default=1) if labels is not None else 1
+        if self.pad_to_max_length:
+            return self.max_text_length, self.max_target_length
+        return bucket_widths(longest_text, longest_target, self.padding_bucket, self.max_text_length,
+                             self.max_target_length)
 
     # -- per-row pieces ----------------------------------------------------------------
     def _captions(self, row: dict, row_id: Any) -> list[str]:
