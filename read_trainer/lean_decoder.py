@@ -2,21 +2,25 @@
 
 READ's decoder reads a single memory token (the projected pooled text state), so its
 cross-attention has a closed form: a softmax over one key is exactly 1, and every query
-gets that token's projected value, ``o(v(memory))``, whatever the query. This module
-runs the same weights (the stock ``T5Stack``'s own modules) without:
+gets that token's projected value, ``o(v(memory))``, whatever the query. On a GPU a
+step of this 24-block eager stack is bound by how many kernels the host launches, so
+this module runs the same frozen weights (the stock ``T5Stack``'s own parameters and
+layer norms) with fewer ops:
 
-* the cross-attention's query/key projections, score matmul, softmax and weighted sum
-  (per block: 1 linear for V and 1 for O on one token, instead of 4 linears on L tokens
-  and 2 matmuls);
-* transformers' mask construction (the causal mask is built once, from the static
-  width, and folded into the relative position bias, which all blocks share as in T5);
-* the fp16 clamp checks (no-ops outside fp16: they are kept for fp16).
+* cross-attention in closed form: no query/key projections, scores, softmax or
+  weighted sum, and no layer norm of its (unused) queries;
+* self-attention through ``scaled_dot_product_attention`` with the relative position
+  bias and the causal mask folded once into one additive mask that every block shares
+  (T5 adds both to every block's scores); q, k and v from one matmul;
+* the gated feed-forward's two input projections as one matmul, and T5 v1.1's tanh GELU
+  (``gelu_new``) as the fused ``gelu(approximate="tanh")``, the same formula;
+* dropout as single ``native_dropout`` ops; no transformers mask construction.
 
-Dropout is the stock one, call for call, in the same order and with the same shapes,
-so in train mode the masks are the ones the stock stack would draw from the same seed
-(the cross-attention's weight dropout too: a dropped weight zeroes that head's value
-for that query, as it does in T5). The results equal ``T5Stack.forward`` (eager) to
-float rounding; tests compare both, in train and eval mode.
+The fused weights are concatenated once and reused while the frozen weights stay the
+same tensors (see ``_fused_weight``). Dropout stays where T5 has it, at T5's rate, active
+exactly when the decoder module is in train mode (the masks are drawn by other kernels,
+so for one seed they are not bit-identical to the stock stack's). In eval mode the
+outputs equal ``T5Stack.forward`` (eager) to float rounding; tests compare both.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers.activations import NewGELUActivation
 
 
 def _fp16_clamp(hidden: torch.Tensor) -> torch.Tensor:
@@ -48,20 +53,37 @@ def causal_position_bias(decoder: nn.Module, length: int, dtype: torch.dtype, de
     return bias.masked_fill(future, torch.finfo(dtype).min)
 
 
+def _fused_weight(linears) -> torch.Tensor:
+    """The linears' weights stacked along the output dim, built once per set of weight tensors.
+
+    The decoder is frozen, so the concatenation is cached on the first linear; it is
+    rebuilt when any weight is replaced, moved, cast or modified in place (its storage,
+    dtype or version counter changes).
+    """
+    weights = [linear.weight for linear in linears]
+    key = tuple((w.data_ptr(), w.dtype, w.device, w._version) for w in weights)
+    cached = getattr(linears[0], "_read_fused_weight", None)
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            cached = (key, torch.cat([w.detach() for w in weights]))
+        linears[0]._read_fused_weight = cached
+    return cached[1]
+
+
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    return torch.native_dropout(x, p, True)[0] if training and p > 0 else x
+
+
 def _self_attention(layer, hidden: torch.Tensor, bias: torch.Tensor, training: bool) -> torch.Tensor:
     attention = layer.SelfAttention
     batch, length, _ = hidden.shape
     normed = layer.layer_norm(hidden)
-    shape = (batch, length, attention.n_heads, attention.key_value_proj_dim)
-    q = attention.q(normed).view(shape).transpose(1, 2)
-    k = attention.k(normed).view(shape).transpose(1, 2)
-    v = attention.v(normed).view(shape).transpose(1, 2)
-    scores = torch.matmul(q, k.transpose(2, 3)) + bias  # T5 does not scale q·k
-    weights = F.softmax(scores, dim=-1)
-    if training:
-        weights = F.dropout(weights, p=attention.dropout, training=True)
-    out = torch.matmul(weights, v).transpose(1, 2).reshape(batch, length, attention.inner_dim)
-    return hidden + layer.dropout(attention.o(out))
+    qkv = F.linear(normed, _fused_weight([attention.q, attention.k, attention.v]))
+    q, k, v = qkv.view(batch, length, 3, attention.n_heads, attention.key_value_proj_dim).permute(2, 0, 3, 1, 4)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=attention.dropout if training else 0.0,
+                                         scale=1.0)  # T5 does not scale q·k
+    out = attention.o(out.transpose(1, 2).reshape(batch, length, attention.inner_dim))
+    return hidden + _dropout(out, layer.dropout.p, training)
 
 
 def _memory_attention(layer, hidden: torch.Tensor, memory: torch.Tensor, training: bool) -> torch.Tensor:
@@ -70,13 +92,27 @@ def _memory_attention(layer, hidden: torch.Tensor, memory: torch.Tensor, trainin
     batch, length, _ = hidden.shape
     value = attention.v(memory)  # (B, 1, heads·d_kv)
     if training and attention.dropout > 0:
-        # The stock weight dropout on the (B, heads, L, 1) weights, which are all exactly 1.
+        # T5's dropout of the (B, heads, L, 1) attention weights, which are all exactly 1:
+        # a dropped weight zeroes that head's value for that query.
         heads, width = attention.n_heads, attention.key_value_proj_dim
-        keep = F.dropout(value.new_ones(batch, heads, length, 1), p=attention.dropout, training=True)
-        out = (keep * value.view(batch, 1, heads, width).transpose(1, 2)).transpose(1, 2)
-        return hidden + layer.dropout(attention.o(out.reshape(batch, length, heads * width)))
-    # Eval: one row per memory token, broadcast over the L queries (exact: 1·v = v).
-    return hidden + layer.dropout(attention.o(value))
+        keep = _dropout(value.new_ones(batch, length, heads, 1), attention.dropout, True)
+        out = (keep * value.view(batch, 1, heads, width)).reshape(batch, length, heads * width)
+        return hidden + _dropout(attention.o(out), layer.dropout.p, True)
+    # No dropout: one row per memory token, broadcast over the L queries (exact: 1·v = v).
+    return hidden + attention.o(value)
+
+
+def _feed_forward(layer, hidden: torch.Tensor, training: bool) -> torch.Tensor:
+    dense = layer.DenseReluDense
+    if not hasattr(dense, "wi_0"):  # original T5's ungated ReLU feed-forward: the stock module
+        return layer(hidden)
+    normed = layer.layer_norm(hidden)
+    gate, linear = F.linear(normed, _fused_weight([dense.wi_0, dense.wi_1])).chunk(2, dim=-1)
+    gate = F.gelu(gate, approximate="tanh") if isinstance(dense.act, NewGELUActivation) else dense.act(gate)
+    inner = _dropout(gate * linear, dense.dropout.p, training)
+    if inner.dtype != dense.wo.weight.dtype and dense.wo.weight.dtype != torch.int8:
+        inner = inner.to(dense.wo.weight.dtype)  # as T5: wo may be kept in another dtype
+    return hidden + _dropout(dense.wo(inner), layer.dropout.p, training)
 
 
 def lean_decode(decoder: nn.Module, input_ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -88,10 +124,10 @@ def lean_decode(decoder: nn.Module, input_ids: torch.Tensor, memory: torch.Tenso
     if memory.shape[1] != 1:
         raise ValueError(f"lean_decode needs a one-token memory, got {memory.shape[1]} tokens")
     training = decoder.training
-    hidden = decoder.dropout(decoder.embed_tokens(input_ids))
+    hidden = _dropout(decoder.embed_tokens(input_ids), decoder.dropout.p, training)
     bias = causal_position_bias(decoder, input_ids.shape[1], hidden.dtype, hidden.device)
     for block in decoder.block:
         hidden = _fp16_clamp(_self_attention(block.layer[0], hidden, bias, training))
         hidden = _fp16_clamp(_memory_attention(block.layer[1], hidden, memory, training))
-        hidden = _fp16_clamp(block.layer[2](hidden))
-    return decoder.dropout(decoder.final_layer_norm(hidden))
+        hidden = _fp16_clamp(_feed_forward(block.layer[2], hidden, training))
+    return _dropout(decoder.final_layer_norm(hidden), decoder.dropout.p, training)

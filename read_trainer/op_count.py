@@ -40,7 +40,12 @@ def _is_bool_mask_index(func, args) -> bool:
 
 
 class OpCounter(TorchDispatchMode):
-    """Context manager: ``ops`` (all aten calls), ``non_view_ops``, ``host_syncs`` and per-op counts."""
+    """Context manager: ``ops`` (all aten calls), ``non_view_ops``, ``host_syncs`` and per-op counts.
+
+    ``Tensor.tolist()`` and ``Tensor.numpy()`` read a CPU tensor's memory without
+    dispatching an op (on a GPU they copy to the host first, a sync), so they are counted
+    by wrapping them while the counter is active.
+    """
 
     def __init__(self):
         super().__init__()
@@ -60,6 +65,24 @@ class OpCounter(TorchDispatchMode):
             self.host_syncs += 1
             self.syncs_by_op[str(func)] += 1
         return func(*args, **kwargs)
+
+    def __enter__(self):
+        self._originals = {name: getattr(torch.Tensor, name) for name in ("tolist", "numpy")}
+        for name, original in self._originals.items():
+            setattr(torch.Tensor, name, self._counting(name, original))
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for name, original in self._originals.items():
+            setattr(torch.Tensor, name, original)
+        return super().__exit__(*exc)
+
+    def _counting(self, name, original):
+        def wrapper(tensor, *args, **kwargs):
+            self.host_syncs += 1
+            self.syncs_by_op[f"Tensor.{name}"] += 1
+            return original(tensor, *args, **kwargs)
+        return wrapper
 
     def summary(self) -> dict[str, Any]:
         return {"aten_ops": self.ops, "non_view_ops": self.non_view_ops, "host_syncs": self.host_syncs,

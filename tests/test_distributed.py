@@ -267,7 +267,7 @@ def _fsdp_worker(clip_dir: str, t5_dir: str, out: str) -> None:
     # One forward/backward through the shards (bf16 frozen decoder beside fp32 CLIP).
     output = model(pixel_values=torch.randn(2, 3, 32, 32), input_ids=torch.randint(1, 100, (4, 6)),
                    attention_mask=torch.ones(4, 6, dtype=torch.long), decoder_labels=torch.randint(2, 50, (2, 5)))
-    (output.reconstruction_loss + output.text_embeds.sum() + output.image_embeds.sum()
+    (output.reconstruction_loss + output.anchors.sum() + output.paraphrases.sum() + output.image_embeds.sum()
      + output.logit_scale.sum()).backward()
     trained_step = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     head = {k: _full(v) for k, v in model.head_state_dict().items()}  # collective, as in _save_checkpoint
