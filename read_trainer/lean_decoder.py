@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers.activations import NewGELUActivation
+from transformers.models.t5.modeling_t5 import T5Block
 
 
 def _fp16_clamp(hidden: torch.Tensor) -> torch.Tensor:
@@ -113,6 +114,20 @@ def _feed_forward(layer, hidden: torch.Tensor, training: bool) -> torch.Tensor:
     if inner.dtype != dense.wo.weight.dtype and dense.wo.weight.dtype != torch.int8:
         inner = inner.to(dense.wo.weight.dtype)  # as T5: wo may be kept in another dtype
     return hidden + _dropout(dense.wo(inner), layer.dropout.p, training)
+
+
+def lean_decoder_applies(decoder: nn.Module) -> bool:
+    """Whether ``lean_decode`` can run this decoder: plain ``T5Block``s with local weights.
+
+    Under FSDP (its wrappers and its per-module subclasses gather a block's weights only
+    inside that block's own forward) or DeepSpeed ZeRO-3 (partitioned weights), the block
+    forward must be the stock one, which then runs.
+    """
+    blocks = getattr(decoder, "block", None)
+    if blocks is None or not all(type(block) is T5Block for block in blocks):
+        return False
+    return all(type(p) is torch.Tensor or type(p) is nn.Parameter for p in decoder.parameters()) and not any(
+        hasattr(p, "ds_id") for p in decoder.parameters())
 
 
 def lean_decode(decoder: nn.Module, input_ids: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:

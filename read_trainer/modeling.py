@@ -16,7 +16,7 @@ from torch import nn
 from transformers import CLIPModel, T5ForConditionalGeneration
 from transformers.utils import ModelOutput
 
-from .lean_decoder import lean_decode
+from .lean_decoder import lean_decode, lean_decoder_applies
 from .losses import token_cross_entropy
 
 
@@ -142,8 +142,9 @@ class ReadModel(nn.Module):
             FLOPs, but each group is a whole extra tower and decoder pass, new shapes every
             step and host syncs; it pays only where the step is compute-bound (eager CPU).
         lean_decoder: run the frozen decoder through ``lean_decode`` (the closed-form
-            one-token cross-attention, same results as the stock ``T5Stack``); False calls
-            the stock stack.
+            one-token cross-attention, same results as the stock ``T5Stack``) wherever it
+            applies (not under FSDP or ZeRO-3: ``lean_decoder_applies``); False calls the
+            stock stack.
     """
 
     def __init__(self, clip: CLIPModel, decoder=None, lm_head=None, decoder_config=None, decoder_dropout: bool = True,
@@ -285,7 +286,7 @@ class ReadModel(nn.Module):
 
     def _decode(self, memory: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
         """The frozen decoder stack's last hidden states (teacher forcing)."""
-        if self.lean_decoder:
+        if self.lean_decoder and lean_decoder_applies(self.decoder):
             hidden = lean_decode(self.decoder, decoder_input_ids, memory)
         else:
             hidden = self.decoder(input_ids=decoder_input_ids, encoder_hidden_states=memory, use_cache=False)[0]
