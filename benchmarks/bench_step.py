@@ -11,9 +11,10 @@ the model was built). FLOPs are counted with ``FlopCounterMode`` on one step wit
 gradient checkpointing (model FLOPs, no recomputation) and give the model FLOP
 utilisation on GPUs.
 
-``--count-ops`` runs on any machine: per variant, over 20 steps (forward + backward),
-the aten ops, the non-view ops and the host syncs per step (``read_trainer.op_count``),
-and the number of distinct input shape signatures.
+``--count-ops`` runs on any machine: per variant, over 20 steps (forward + backward;
+``--count-steps``), the aten ops, the non-view ops and the host syncs per step
+(``read_trainer.op_count``), and the number of distinct input shape signatures of the
+20 batches.
 
     python benchmarks/bench_step.py                       # tiny CPU config (see --help)
     python benchmarks/bench_step.py --count-ops --reference-scale --tiny-width   # op counts, any machine
@@ -145,7 +146,7 @@ def _count_child(name: str, scale_dict: dict, device_name: str, steps: int, queu
         with OpCounter() as counter:
             for i in range(steps):
                 step.forward_backward(batches[i % len(batches)])
-    signatures = {shape_signature(batches[i % len(batches)]) for i in range(steps)}
+    signatures = {shape_signature(batch) for batch in batches}  # over the 20 batches, whatever ``steps``
     queue.put({"variant": name, "aten_ops": counter.ops / steps, "non_view_ops": counter.non_view_ops / steps,
                "host_syncs": counter.host_syncs / steps, "syncs_by_op": dict(counter.syncs_by_op),
                "shape_signatures": len(signatures), "steps": steps})
@@ -287,7 +288,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--count-ops", action="store_true",
                         help="count aten ops, non-view ops, host syncs and distinct shapes over 20 steps per variant")
     parser.add_argument("--count-steps", type=int, default=DISTINCT_BATCHES,
-                        help="steps per variant counted by --count-ops (cycling through the 20 batches)")
+                        help="steps per variant counted by --count-ops (cycling through the 20 batches; the distinct "
+                        "shapes are always those of the 20)")
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--profile", metavar="DIR",
                         help="instead of timing, profile one step per variant (torch.profiler) into DIR")

@@ -162,7 +162,8 @@ def make_batches(scale: Scale, seed: int) -> dict[str, dict]:
     def texts(names, pad_to=None):
         return _clip_ids(torch.cat([clip_len[n] for n in names]), pad_to, g)
 
-    ids, mask = texts(["anchors", "negatives"])
+    negclip_texts = torch.cat([clip_len[n] for n in ("anchors", "negatives")])
+    ids, mask = texts(["anchors", "negatives"], bucket_widths(int(negclip_texts.max()), 1, BUCKET, 77, 77)[0])
     negclip = {"pixel_values": pixels, "input_ids": ids, "attention_mask": mask, "num_negatives": k}
     # (b): the collator's bucket rule, one width index for texts and targets.
     all_texts = torch.cat([clip_len[n] for n in ("anchors", "negatives", "paraphrases")])

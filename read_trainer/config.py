@@ -109,6 +109,14 @@ class ReadConfig(TrainingArguments):
             "mask built once (same results as the stock decoder, fewer ops). False: the stock T5Stack.forward."
         },
     )
+    compile_towers: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile CLIP's towers and the lean decoder (fullgraph, static shapes: one graph per "
+            "padding bucket). Off by default: compile time is minutes and the gain has to be measured per "
+            "machine; for CUDA graphs on top, see ReadModel.compile_towers(mode='reduce-overhead')."
+        },
+    )
 
     use_peft: bool = field(
         default=False,

@@ -61,9 +61,13 @@ def _fused_weight(linears) -> torch.Tensor:
     rebuilt when any weight is replaced, moved, cast or modified in place (its storage,
     dtype or version counter changes).
     """
+    cached = getattr(linears[0], "_read_fused_weight", None)
+    if torch.compiler.is_compiling():
+        # Compiled graphs are built after an eager call has filled the cache (see
+        # ``ReadModel.compile_towers``); the frozen weights are constants to them.
+        return cached[1] if cached is not None else torch.cat([linear.weight for linear in linears])
     weights = [linear.weight for linear in linears]
     key = tuple((w.data_ptr(), w.dtype, w.device, w._version) for w in weights)
-    cached = getattr(linears[0], "_read_fused_weight", None)
     if cached is None or cached[0] != key:
         with torch.no_grad():
             cached = (key, torch.cat([w.detach() for w in weights]))

@@ -221,6 +221,25 @@ class ReadModel(nn.Module):
 
     gradient_checkpointing_enable = activation_checkpointing_enable
 
+    def compile_towers(self, example_batch: dict | None = None, **compile_kwargs) -> None:
+        """``torch.compile`` CLIP's two towers and the lean decoder, for the collator's static shapes.
+
+        Defaults: ``fullgraph=True`` (a graph break is an error, not a silent slow path)
+        and ``dynamic=False`` (one graph per bucket: at most ceil(77 / padding_bucket)
+        text and target widths, so recompilations stay within the bucket count; pass
+        ``mode="reduce-overhead"`` for CUDA graphs). ``example_batch``: one eager
+        forward first, so the frozen decoder's fused weights exist before tracing.
+        """
+        options = {"fullgraph": True, "dynamic": False, **compile_kwargs}
+        if example_batch is not None:
+            with torch.no_grad():
+                self(**example_batch)
+        # In place (``Module.compile``): parameter names, hence checkpoints and the export, stay as they are.
+        self.clip.text_model.compile(**options)
+        self.clip.vision_model.compile(**options)
+        if self.decoder is not None:
+            self._lean_decode = torch.compile(lean_decode, **options)
+
     # -- forward ---------------------------------------------------------------------
     def encode_text(self, input_ids, attention_mask=None):
         """Return (pooled pre-projection hidden state at EOT, L2-normalised projected embedding).
@@ -287,7 +306,7 @@ class ReadModel(nn.Module):
     def _decode(self, memory: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
         """The frozen decoder stack's last hidden states (teacher forcing)."""
         if self.lean_decoder and lean_decoder_applies(self.decoder):
-            hidden = lean_decode(self.decoder, decoder_input_ids, memory)
+            hidden = getattr(self, "_lean_decode", lean_decode)(self.decoder, decoder_input_ids, memory)
         else:
             hidden = self.decoder(input_ids=decoder_input_ids, encoder_hidden_states=memory, use_cache=False)[0]
         if getattr(self.decoder_config, "scale_decoder_outputs", False):

@@ -152,6 +152,8 @@ class ReadTrainer(Trainer):
             peft_config = args.lora_config()
         if peft_config is not None and not model.is_peft:
             model.apply_peft(peft_config)
+        if args.compile_towers:
+            model.compile_towers()
         if processing_class is None:
             processing_class = CLIPProcessor.from_pretrained(args.model_name_or_path)
         if data_collator is None:
