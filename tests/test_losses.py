@@ -90,3 +90,38 @@ def test_reconstruction_equals_t5s_own_loss_with_the_projection_as_encoder_outpu
     memory = model.text_to_decoder(pooled).unsqueeze(1)
     reference = t5(encoder_outputs=(memory,), labels=labels).loss
     assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+def test_read_loss_weighs_the_named_terms():
+    """read_loss = L_con + λ_rec·L_rec + λ_align·L_align from a ReadOutput's named embeddings;
+    a zero weight drops its term and its component."""
+    from read_trainer.modeling import ReadOutput
+
+    g = torch.Generator().manual_seed(3)
+    b, k, d = 4, 2, 8
+
+    def unit(n):
+        return F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=-1)
+
+    out = ReadOutput(image_embeds=unit(b), anchors=unit(b), negatives=unit(b * k), paraphrases=unit(b),
+                     logit_scale=torch.tensor(1.5, dtype=torch.float64),
+                     reconstruction_loss=torch.tensor(2.25, dtype=torch.float64), reconstruction_tokens=torch.tensor(9))
+    scale, targets = math.exp(1.5), torch.arange(b)
+    per_image = scale * out.image_embeds @ torch.cat([out.anchors, out.negatives]).t()
+    contrastive = 0.5 * (F.cross_entropy(per_image, targets) + F.cross_entropy(per_image[:, :b].t(), targets))
+    alignment = F.cross_entropy(scale * out.paraphrases @ out.anchors.t(), targets)
+
+    total, parts = losses.read_loss(out, reconstruction_weight=0.1, alignment_weight=0.5)
+    assert set(parts) == {"contrastive", "reconstruction", "alignment"}
+    assert total.item() == pytest.approx((contrastive + 0.1 * 2.25 + 0.5 * alignment).item(), rel=1e-12)
+    assert parts["alignment"].item() == pytest.approx(alignment.item(), rel=1e-12)
+
+    total, parts = losses.read_loss(out, reconstruction_weight=0.0, alignment_weight=0.0)
+    assert set(parts) == {"contrastive"} and total.item() == pytest.approx(contrastive.item(), rel=1e-12)
+
+    with pytest.raises(ValueError, match="one paraphrase per anchor, got 0 for 4"):
+        losses.read_loss(ReadOutput(**{**out, "paraphrases": unit(0)}), reconstruction_weight=0.0,
+                         alignment_weight=0.5)
+    with pytest.raises(ValueError, match="no reconstruction loss"):
+        losses.read_loss(ReadOutput(**{**out, "reconstruction_loss": None}), reconstruction_weight=0.1,
+                         alignment_weight=0.0)
