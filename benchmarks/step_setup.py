@@ -215,8 +215,8 @@ class OurStep:
                                    data_collator=lambda rows: rows)
         self.model = self.trainer.accelerator.prepare_model(self.trainer.model)
         self.model.train()
-        if compile:
-            compile_towers(self.model)
+        if compile:  # the towers and the lean decoder, fullgraph, one graph per bucket
+            self.trainer.model.compile_towers()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=1e-5, weight_decay=0.1)
 
@@ -295,22 +295,6 @@ class ReferenceStep:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return first.detach()
-
-
-def compile_towers(model: ReadModel) -> None:
-    """``torch.compile`` CLIP's two towers and the frozen decoder stack, for static shapes.
-
-    The collator's buckets give at most ``ceil(77 / 16)`` = 5 text and target widths, so
-    ``dynamic=False``: one graph per bucket, no symbolic shapes (and CUDA graphs possible
-    with ``mode="reduce-overhead"``). The lean decoder is a function over the stack's
-    modules, so it is the decoder call that gets compiled.
-    """
-    import read_trainer.modeling as modeling
-
-    model.clip.text_model = torch.compile(model.clip.text_model, dynamic=False)
-    model.clip.vision_model = torch.compile(model.clip.vision_model, dynamic=False)
-    if model.decoder is not None:
-        modeling.lean_decode = torch.compile(modeling.lean_decode, dynamic=False)
 
 
 def build_variant(name: str, scale: Scale, clip, t5, device, workdir: str):
