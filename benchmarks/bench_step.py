@@ -238,7 +238,7 @@ def report(scale: Scale, device, results: dict, command: str) -> str:
              f"{steps} timed steps per variant, each variant in its own process", "",
              "| variant | s/step (median) | samples/s | " + ("CPU s/step | " if on_cpu else "") + "GFLOP/sample | "
              + ("MFU | peak GPU mem (GB) |" if not on_cpu else "peak RSS (MB) [before model] |"),
-             "|---|---|---|---|---|---|" + ("---|" if on_cpu else "")]
+             "|---|---|---|---|---|---|"]
     for name, r in results.items():
         flops = r.get("flops_per_step", float("nan"))
         label = f"({'abc'[VARIANTS.index(name)]}) {name}" if name in VARIANTS else f"(b') {name}"
