@@ -38,8 +38,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from step_setup import REFERENCE, TINY, VARIANTS, Scale, batch_kind, build_models, build_variant, make_batches  # noqa: E402
-from step_setup import to_device  # noqa: E402
+from step_setup import (REFERENCE, TINY, VARIANTS, Scale, batch_kind, build_models, build_variant,  # noqa: E402
+                        make_batches, to_device)
 
 from read_trainer.op_count import OpCounter, shape_signature  # noqa: E402
 
@@ -157,7 +157,8 @@ def count_ops(scale: Scale, device, variants, steps: int, command: str) -> dict:
     lines = [f"command: {command}",
              f"scale: {scale.name}, batch {scale.batch_size}, bf16 {scale.bf16}, checkpointing {scale.checkpointing}, "
              f"eager, {steps} steps per variant (forward + backward)", "",
-             "| variant | aten ops/step | non-view ops/step | host syncs/step | distinct shapes |", "|---|---|---|---|---|"]
+             "| variant | aten ops/step | non-view ops/step | host syncs/step | distinct shapes |",
+             "|---|---|---|---|---|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['aten_ops']:,.0f} | {r['non_view_ops']:,.0f} | {r['host_syncs']:.1f} | "
                      f"{r['shape_signatures']} |")

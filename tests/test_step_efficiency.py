@@ -325,7 +325,8 @@ def test_compiled_towers_have_no_graph_breaks_and_one_graph_per_bucket(tiny_mode
             model.zero_grad(set_to_none=True)
             loss = trainer.compute_loss(model, dict(batch))
             loss.backward()
-            results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+            results.append((loss.detach(), grads))
         (l0, g0), (l1, g1) = results
         torch.testing.assert_close(l1, l0, atol=1e-5, rtol=0)
         for name in g0:
