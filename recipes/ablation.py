@@ -47,7 +47,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from read_trainer.cli import parse_args_with_config  # noqa: E402
 from read_trainer.config import ReadConfig  # noqa: E402
-from read_trainer.world_demo import DemoArguments, Stopwatch  # noqa: E402
+from read_trainer.demo.pipeline import DemoArguments, Stopwatch  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo_world.yaml")
 VARIANTS = ("base", "NegCLIP", "+reconstruction", "+alignment", "READ", "READ, reference alignment")
@@ -107,7 +107,8 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
     """Fine-tune one (variant, seed) and score it, or load the saved result of an identical run."""
     import shutil
 
-    from read_trainer.world_demo import accuracy_table, evaluate_clip, finetune
+    from read_trainer.demo.pipeline import finetune
+    from read_trainer.demo.report import accuracy_table, evaluate_clip
 
     settings = variant_settings(variant, config)
     # A copy with attributes set, not dataclasses.replace: that would re-run TrainingArguments'
@@ -141,8 +142,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from read_trainer.evaluation.world import load_world_benchmarks
-    from read_trainer.world_demo import accuracy_table, evaluate_clip, prepare, write_json
+    from read_trainer.demo.benchmark import load_world_benchmarks
+    from read_trainer.demo.pipeline import prepare
+    from read_trainer.demo.report import accuracy_table, evaluate_clip, write_json
 
     ablation, demo, config = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING)
@@ -219,7 +221,7 @@ def compare(summary: dict, better: str, worse: str) -> dict:
 
 
 # Why the demo's recipe is not the reference's, in one place (details: recipes/demo_world.yaml,
-# read_trainer/world_models.py, read_trainer/world_demo.py).
+# read_trainer/demo/base_models.py, read_trainer/demo/pipeline.py).
 DEVIATIONS = [
     "- **learning rate 5e-4, 500 steps** (reference: 1e-5, 5 epochs of COCO): the base was pretrained "
     "from scratch at 1e-3 for a minute; at 1e-4 / 150 steps fine-tuning moved swap accuracy by 2 points.",
@@ -241,7 +243,7 @@ def _cell(value: list) -> str:
 
 def format_markdown(summary: dict, comparison: dict, config: ReadConfig, seeds: list[int], command: str,
                     prepared) -> str:
-    from read_trainer.evaluation.world import KIND_TITLES, KINDS, WORLD_CATEGORIES
+    from read_trainer.demo.benchmark import KIND_TITLES, KINDS, WORLD_CATEGORIES
 
     variants = [v for v in VARIANTS if v in summary]
     lines = [

@@ -13,7 +13,7 @@ from PIL import Image
 from read_trainer.evaluation.aro import load_aro_order, load_aro_vg_attribution, load_aro_vg_relation, pre_caption
 from read_trainer.evaluation.crepe import load_crepe
 from read_trainer.evaluation.embedding import load_image
-from read_trainer.evaluation.hub import load_choice_from_hub, load_winoground_from_hub
+from read_trainer.evaluation.hub_datasets import load_choice_from_hub, load_winoground_from_hub
 from read_trainer.evaluation.items import BenchmarkDataError
 from read_trainer.evaluation.retrieval import load_karpathy
 from read_trainer.evaluation.suite import expand_names, load_named

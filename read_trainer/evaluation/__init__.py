@@ -11,9 +11,9 @@ from .aro import load_aro_order, load_aro_vg_attribution, load_aro_vg_relation
 from .callback import CompositionalEvalCallback
 from .crepe import load_crepe
 from .embedding import CachedEmbedder, ClipEmbedder, Embedder, unwrap_clip
-from .hub import load_choice_from_hub, load_winoground_from_hub
+from .hub_datasets import load_choice_from_hub, load_winoground_from_hub
 from .items import Benchmark, BenchmarkDataError, ImageRef, Item, ItemScores
-from .naive import decide_one_at_a_time
+from .one_at_a_time import decide_one_at_a_time
 from .report import markdown_report, model_card_eval_results, plot_comparison, write_results_json
 from .results import PAPER_SIX, BenchmarkResult, paper_average
 from .retrieval import RetrievalTask, load_karpathy

@@ -1,4 +1,4 @@
-"""The offline model kit writes checkpoints the hub code path loads, tokenizers that round-trip."""
+"""The tiny stand-in models write checkpoints the hub code path loads, tokenizers that round-trip."""
 
 import json
 from pathlib import Path
