@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_eval.py --model openai/clip-vit-base-patch32 --device cuda --dtype bf16
     .venv/bin/python benchmarks/bench_eval.py --vit_b32 --device cuda --num_workers 8    # offline ViT-B/32
 
-Uses the real annotation files from ``../shared/benchdata`` with stand-in JPEGs
+Uses the official annotation files under ``--data_root`` with stand-in JPEGs
 (COCO-sized by default, so image decoding costs what it costs on real data) written to a
 temporary folder. The loop is ``read_trainer.evaluation.one_at_a_time.decide_one_at_a_time``:
 per item, decode its image(s), run the processor, embed, compare (how reference

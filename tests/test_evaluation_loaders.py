@@ -15,7 +15,7 @@ from read_trainer.evaluation.crepe import load_crepe
 from read_trainer.evaluation.embedding import load_image
 from read_trainer.evaluation.hub_datasets import load_choice_from_hub, load_winoground_from_hub
 from read_trainer.evaluation.items import BenchmarkDataError
-from read_trainer.evaluation.retrieval import load_karpathy
+from read_trainer.evaluation.retrieval import load_karpathy_retrieval
 from read_trainer.evaluation.suite import expand_names, load_named
 from read_trainer.evaluation.sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
 from read_trainer.evaluation.valse import load_valse
@@ -202,7 +202,7 @@ def test_karpathy_retrieval_split_and_paths(tmp_path):
         {"filepath": "val2014", "filename": "c.jpg", "split": "test", "sentences": [{"raw": "a car"}]}]}
     (tmp_path / "dataset_coco.json").write_text(json.dumps(doc))
     write_images(tmp_path / "img", ["val2014/a.jpg", "val2014/c.jpg"])
-    task = load_karpathy(tmp_path / "dataset_coco.json", tmp_path / "img")
+    task = load_karpathy_retrieval(tmp_path / "dataset_coco.json", tmp_path / "img")
     assert task.captions == ["a cat", "a pet", "a car"] and task.owners == [0, 0, 1]
     assert task.image_refs[1].path == str(tmp_path / "img" / "val2014" / "c.jpg")
 

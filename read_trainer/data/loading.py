@@ -104,7 +104,7 @@ def is_karpathy_file(path: Path) -> bool:
     return head.startswith("{") and '"images"' in head
 
 
-def load_karpathy(path: Path, splits: str, image_root: str | None) -> datasets.Dataset:
+def load_karpathy_rows(path: Path, splits: str, image_root: str | None) -> datasets.Dataset:
     """One row per image of the chosen splits: all its human captions, its image path, its id.
 
     Image paths are ``image_root/filepath/filename`` (``filepath`` is e.g. ``train2014``
@@ -136,7 +136,7 @@ def load_split(data_args: DataArguments, split: str | None, file: str | None,
         if not path.is_file():
             raise FileNotFoundError(f"data file {file!r} does not exist")
         if is_karpathy_file(path):
-            return load_karpathy(path, karpathy_splits, data_args.image_root)
+            return load_karpathy_rows(path, karpathy_splits, data_args.image_root)
         builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
             raise ValueError(f"unsupported data file {file!r}: use one of {sorted(FILE_BUILDERS)}")

@@ -29,13 +29,13 @@ class ParaphraseFilter:
 
     def __call__(self, caption: str, candidate: str) -> bool:
         text = candidate.strip()
-        if not text or _normalise(text) == _normalise(caption):
+        if not text or _normalize(text) == _normalize(caption):
             return False
         words, source_words = len(text.split()), max(1, len(caption.split()))
         return words >= self.min_words and self.min_length_ratio <= words / source_words <= self.max_length_ratio
 
 
-def _normalise(text: str) -> str:
+def _normalize(text: str) -> str:
     return " ".join(text.lower().strip(" .").split())
 
 
