@@ -17,7 +17,7 @@ Evaluation
     ``load_suite``, ``load_named``    benchmarks by name from a data folder
     ``evaluate_model``                score a model (hub id, folder or in memory) on loaded benchmarks
     ``run_suite``                     score with any ``Embedder``, each unique input embedded once
-    ``ClipEmbedder``                  batched, normalized CLIP embeddings of texts and images
+    ``ClipEmbedder``                  batched, L2-normalised CLIP embeddings of texts and images
     ``CompositionalEvalCallback``     the same benchmarks during training
     ``Benchmark``, ``Item``, ``ImageRef``, ``BenchmarkResult``   build and read your own benchmark
     ``markdown_report``, ``write_results_json``, ``plot_comparison``, ``model_card_eval_results``,
