@@ -2,8 +2,9 @@
 
 Scores use cosine similarity of L2-normalised *projected* embeddings with no logit
 scale, as every benchmark's reference evaluator does. In transformers 5,
-``CLIPModel.get_text_features`` and ``get_image_features`` return an output object whose ``pooler_output`` has already
-been through ``text_projection`` / ``visual_projection``; that is the embedding.
+``CLIPModel.get_text_features`` and ``get_image_features`` return an output object
+whose ``pooler_output`` has already been through ``text_projection`` /
+``visual_projection``; that is the embedding.
 
 Speed comes from three things, none of which changes a similarity beyond float
 rounding: each unique text/image is embedded once (the scorer de-duplicates before
