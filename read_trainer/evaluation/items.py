@@ -73,8 +73,8 @@ class Benchmark:
     ``averaging`` picks the headline number (``total``) the way each benchmark's paper
     reports it (see ``AVERAGING_WORDS``); macro and micro are always reported as well.
     ``groups`` names sets of subsets reported together (VALSE phenomena, WhatsUp's
-    three groups); a group's score uses
-    micro averaging when the benchmark's rule is micro, macro otherwise.
+    three groups); a group's score uses micro averaging when the benchmark's rule is
+    micro, macro otherwise.
     ``needs_text_text`` asks the scorer for text-text similarities (SugarCrepe++ TOT).
     """
 
