@@ -55,7 +55,7 @@ SETS = {
 
 
 class Task(Protocol):
-    """What ``run_suite`` needs from a task that is not a ``Benchmark`` (``RetrievalTask``, ``ZeroShotTask``, yours)."""
+    """What ``run_suite`` needs from a task other than a ``Benchmark``: ``RetrievalTask``, ``ZeroShotTask``, yours."""
 
     name: str
 
