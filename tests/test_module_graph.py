@@ -58,7 +58,8 @@ def test_import_scan_resolves_relative_and_dynamic_imports(tmp_path, monkeypatch
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("from . import leaf\n")
     (pkg / "sub" / "leaf.py").write_text("from ..other import thing\nfrom .. import demo\n")
-    (pkg / "other.py").write_text("def f():\n    import importlib\n    importlib.import_module('read_trainer.demo.x')\n")
+    (pkg / "other.py").write_text(
+        "def f():\n    import importlib\n    importlib.import_module('read_trainer.demo.x')\n")
     this = sys.modules[__name__]
     monkeypatch.setattr(this, "PACKAGE", pkg)
     monkeypatch.setattr(this, "MODULES", {module_name(p): p for p in pkg.rglob("*.py")})
