@@ -42,6 +42,9 @@ CAPTION_COLUMN = "captions"
 PARAPHRASE_COLUMN = "paraphrases"
 NEGATIVES_COLUMN = "negatives"
 
+# What a decoder puts in place of bytes that are not valid UTF-8 (``errors="replace"``).
+REPLACEMENT_CHARACTER = "\ufffd"
+
 
 class BadRowError(ValueError):
     """A dataset row that cannot be used; the message names the row."""
@@ -94,6 +97,9 @@ def _text(value: Any, what: str, row_id: Any) -> str | None:
     except UnicodeEncodeError as err:  # lone surrogates, e.g. bytes read with errors="surrogateescape"
         raise BadRowError(f"row {row_id!r}: invalid text: {what} is not valid UTF-8 ({err.reason} at character {err.start})") \
             from err
+    if REPLACEMENT_CHARACTER in value:
+        raise BadRowError(f"row {row_id!r}: invalid text: {what} holds U+FFFD at character "
+                          f"{value.index(REPLACEMENT_CHARACTER)} (bytes that were not valid UTF-8 when read)")
     return value
 
 
