@@ -88,15 +88,15 @@ def _text(value: Any, what: str, row_id: Any) -> str | None:
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise BadRowError(f"row {row_id!r}: invalid text: {what} is not valid UTF-8 ({err.reason} at byte {err.start})") \
-                from err
+            raise BadRowError(f"row {row_id!r}: invalid text: {what} is not valid UTF-8 "
+                              f"({err.reason} at byte {err.start})") from err
     if not isinstance(value, str):
         raise BadRowError(f"row {row_id!r}: invalid text: {what} must be a string, got {type(value).__name__}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:  # lone surrogates, e.g. bytes read with errors="surrogateescape"
-        raise BadRowError(f"row {row_id!r}: invalid text: {what} is not valid UTF-8 ({err.reason} at character {err.start})") \
-            from err
+        raise BadRowError(f"row {row_id!r}: invalid text: {what} is not valid UTF-8 "
+                          f"({err.reason} at character {err.start})") from err
     if REPLACEMENT_CHARACTER in value:
         raise BadRowError(f"row {row_id!r}: invalid text: {what} holds U+FFFD at character "
                           f"{value.index(REPLACEMENT_CHARACTER)} (bytes that were not valid UTF-8 when read)")
@@ -258,7 +258,7 @@ def decode_image(value: Any) -> Image.Image:
         return _to_rgb(image)
     except Image.DecompressionBombError as err:
         raise ValueError(f"image too large: {where} ({err})") from err
-    except Exception as err:  # noqa: BLE001 - PIL's format plugins raise OSError, SyntaxError, ValueError, struct.error, ...
+    except Exception as err:  # noqa: BLE001 - PIL's plugins raise OSError, SyntaxError, ValueError, struct.error...
         raise ValueError(f"image does not decode: {where} ({err.__class__.__name__}: {err})") from err
 
 

@@ -2,9 +2,16 @@
 
 READ's contrastive loss scores each image against its caption *and* K hard-negative
 captions that reuse the caption's words but say something false about the image. This
-module makes them from the caption alone, with word lists the package ships
+package makes them from the caption alone, with word lists the package ships
 (:mod:`read_trainer.data.lexicon`), so it needs no model download and runs in a
 DataLoader collator (well under a millisecond per caption).
+
+Modules: ``text`` (tokens, comparison key, the per-caption random stream), ``parsing``
+(the rules backend: tagging and noun-phrase chunking), ``edits`` (the swaps and
+replacements of each category, as edits on character spans) and ``generators``
+(:class:`HardNegativeGenerator` with the rules or spaCy backend, the batch-level
+:func:`fill_shortfall`, :func:`format_report`). Every public name is importable from
+``read_trainer.data.negatives``.
 
 Categories
 ----------

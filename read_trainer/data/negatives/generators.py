@@ -75,7 +75,7 @@ def parse_spacy(nlp: Callable, caption: str) -> Parsed:
 
 
 class HardNegativeGenerator:
-    """Makes up to ``k`` hard-negative captions per caption; see the module docstring.
+    """Makes up to ``k`` hard-negative captions per caption; see the package docstring.
 
     Args:
         seed: with the caption, fixes the negatives (same seed + caption -> same output).
@@ -224,7 +224,7 @@ def fill_shortfall(
 
     The last step of the fallback, for the collator: other captions' negatives first
     (each is false of its own image, and is a fluent caption), then the other anchors
-    themselves. A text equal (normalised) to the caption's own anchor or to one of its
+    themselves. A text equal (after ``normalize``) to the caption's own anchor or to one of its
     negatives is never picked. ``groups`` (e.g. image ids) marks anchors that describe
     the same image: those are never used as each other's negatives, since they are
     true of it. Returns new lists; the input is not modified. When the whole batch
