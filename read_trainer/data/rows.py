@@ -194,7 +194,7 @@ def row_text_problems(row: dict, row_id: Any, caption_column: str = CAPTION_COLU
     """Everything wrong with a row's texts, as the collator would find it (empty when usable)."""
     prefix = f"row {row_id!r}: "
     try:
-        captions, positions = row_captions(row.get(caption_column), row_id, caption_column)
+        _, positions = row_captions(row.get(caption_column), row_id, caption_column)
     except BadRowError as err:
         return [str(err).removeprefix(prefix)]
     problems = []

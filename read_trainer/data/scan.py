@@ -1,6 +1,7 @@
-"""The up-front scan of every row: images decode, captions exist, references resolve.
+"""The up-front scan of every row: images decode, texts are valid, per-caption lists match.
 
-Run once before training (``run_read.py`` does) so a corrupt file found after hours of
+It makes the checks the collator makes (:mod:`read_trainer.data.rows`), once, before
+training (``run_read.py`` runs it), so a corrupt file or row found after hours of
 training is impossible. With ``policy="error"`` (default) any problem stops the run with
 a summary naming the first offending rows; with ``policy="skip"`` those rows are dropped
 and written, with their problems, to a JSONL report: nothing is lost silently.
