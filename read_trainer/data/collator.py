@@ -20,8 +20,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .negatives import fill_shortfall, normalize
-# BadRowError, as_text_list and row_rng are imported from here by existing callers.
-from .rows import BadRowError, as_text_list, load_image, per_anchor_texts, row_captions, row_rng  # noqa: F401
+# Callers import BadRowError, as_text_list and row_rng from here too.
+from .rows import (  # noqa: F401
+    CAPTION_COLUMN,
+    IMAGE_COLUMN,
+    NEGATIVES_COLUMN,
+    PARAPHRASE_COLUMN,
+    ROW_ID_COLUMN,
+    BadRowError,
+    as_text_list,
+    load_image,
+    per_anchor_texts,
+    row_captions,
+    row_rng,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,16 +68,16 @@ class ReadCollator:
     pad_to_max_length: bool = False
     seed: int = 2025
     epoch: int = 0
-    image_column: str = "image"
-    caption_column: str = "captions"
-    paraphrase_column: str = "paraphrases"
-    negatives_column: str = "negatives"
+    image_column: str = IMAGE_COLUMN
+    caption_column: str = CAPTION_COLUMN
+    paraphrase_column: str = PARAPHRASE_COLUMN
+    negatives_column: str = NEGATIVES_COLUMN
     _warned: set = field(default_factory=set, repr=False)
 
     @property
     def columns(self) -> list[str]:
         """Dataset columns this collator reads (kept by the trainer's column pruning)."""
-        return ["row_id", self.image_column, self.caption_column, self.paraphrase_column, self.negatives_column]
+        return [ROW_ID_COLUMN, self.image_column, self.caption_column, self.paraphrase_column, self.negatives_column]
 
     def __call__(self, rows: list[dict]) -> dict[str, Any]:
         anchors, negatives, paraphrases, targets, images = [], [], [], [], []

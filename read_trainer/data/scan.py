@@ -19,7 +19,8 @@ from pathlib import Path
 
 import datasets
 
-from .rows import BadRowError, image_problem, row_captions, row_text_problems
+from .rows import (CAPTION_COLUMN, IMAGE_COLUMN, NEGATIVES_COLUMN, PARAPHRASE_COLUMN, BadRowError, image_problem,
+                   row_captions, row_text_problems)
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ def _check_batch(batch: dict, *, image_column: str, caption_column: str, paraphr
     return {"__problems": problems, "__truncated": truncated}
 
 
-def scan_dataset(dataset: datasets.Dataset, *, image_column: str = "image", caption_column: str = "captions",
-                 paraphrase_column: str | None = "paraphrases", negatives_column: str | None = "negatives",
+def scan_dataset(dataset: datasets.Dataset, *, image_column: str = IMAGE_COLUMN, caption_column: str = CAPTION_COLUMN,
+                 paraphrase_column: str | None = PARAPHRASE_COLUMN, negatives_column: str | None = NEGATIVES_COLUMN,
                  tokenizer=None, max_text_length: int = 77, policy: str = "error", report_file: str | None = None,
                  num_proc: int | None = None, max_examples: int = 10) -> tuple[datasets.Dataset, ScanReport]:
     """Check every row; return the usable rows and a report (see the module docstring).
