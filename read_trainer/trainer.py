@@ -16,93 +16,25 @@ from contextlib import contextmanager
 
 import torch
 from huggingface_hub import HfApi
-from safetensors.torch import save_file
 from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import losses
+from .checkpoint import (
+    HEAD_WEIGHTS_NAME,
+    TRAINING_ARGS_NAME,
+    clip_state_dict,
+    load_checkpoint_sharded,
+    shardable_logit_scale,
+    write_head,
+)
+from .checkpoint import full_tensor as _full  # the trainer's historical private names
+from .checkpoint import is_sharded as _is_sharded
 from .config import ReadConfig
 from .data.collator import ReadCollator
 from .data.validation import check_dataset
 from .modeling import ReadModel
 from .wise import wise_ft
-
-HEAD_WEIGHTS_NAME = "read_head.safetensors"
-TRAINING_ARGS_NAME = "read_training_args.json"
-
-
-def _full(tensor: torch.Tensor) -> torch.Tensor:
-    """A parameter's whole value. FSDP2 shards parameters as DTensors: assembling one is a
-    collective, so every process must call this, not only the one that writes."""
-    from torch.distributed.tensor import DTensor
-
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
-
-
-def _is_sharded(model: torch.nn.Module) -> bool:
-    from torch.distributed.tensor import DTensor
-
-    return any(isinstance(p, DTensor) for p in model.parameters())
-
-
-def shardable_logit_scale(model: ReadModel) -> None:
-    """Make CLIP's logit scale a 1-element vector: FSDP (1 and 2) cannot shard 0-dim parameters.
-
-    The losses broadcast it either way; ``clip_state_dict`` turns it back into CLIP's
-    scalar for every export and checkpoint, and ``load_checkpoint_sharded`` reads it back.
-    """
-    clip = model.clip.get_base_model() if model.is_peft else model.clip
-    if clip.logit_scale.dim() == 0:
-        clip.logit_scale = torch.nn.Parameter(clip.logit_scale.detach().reshape(1))
-
-
-def clip_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The ``CLIPModel`` part of a full ReadModel state dict (FSDP/DeepSpeed hand one to ``_save``)."""
-    state = {k[len("clip."):]: v for k, v in state_dict.items() if k.startswith("clip.")}
-    if "logit_scale" in state:
-        state["logit_scale"] = state["logit_scale"].reshape(())  # see shardable_logit_scale
-    return state
-
-
-def load_checkpoint_sharded(model: ReadModel, folder: str, head_file: str = HEAD_WEIGHTS_NAME) -> None:
-    """``ReadModel.load_checkpoint`` for a model sharded by FSDP2 (parameters are DTensors).
-
-    ``load_state_dict`` cannot copy full tensors into shards; ``set_model_state_dict`` with
-    a full state dict keeps each process's shard of it. Every process reads the files.
-    As strict as ``load_checkpoint``: a resume that loads nothing would silently train
-    from the base model. The frozen decoder is not in our checkpoints (it comes from its
-    own checkpoint, unchanged by training).
-    """
-    from safetensors.torch import load_file
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-    if model.is_peft:
-        raise NotImplementedError("resuming a LoRA run under FSDP is not supported; use DDP or DeepSpeed")
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.isfile(os.path.join(folder, "model.safetensors")):
-        files = ["model.safetensors"]
-    elif os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        raise FileNotFoundError(f"no CLIP weights (model.safetensors) in checkpoint {folder!r}")
-    state = {}
-    for name in files:
-        state.update({"clip." + k: v for k, v in load_file(os.path.join(folder, name)).items()})
-    if "clip.logit_scale" in state:  # a scalar in the file, maybe a vector in the model (FSDP)
-        state["clip.logit_scale"] = state["clip.logit_scale"].reshape(model.clip.logit_scale.shape)
-    head_path = os.path.join(folder, head_file)
-    if model.text_to_decoder is not None:
-        if not os.path.isfile(head_path):
-            raise FileNotFoundError(f"checkpoint {folder!r} has no {head_file} (the decoder projection)")
-        state.update(load_file(head_path))
-    result = set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
-    missing = [k for k in result.missing_keys
-               if not k.startswith(("decoder.", "lm_head.")) and not k.endswith("position_ids")]
-    if missing or result.unexpected_keys:
-        raise RuntimeError(f"checkpoint {folder!r} does not match the model: missing {missing[:5]}, "
-                           f"unexpected {list(result.unexpected_keys)[:5]}")
-
 
 class _CollatorEpoch(TrainerCallback):
     """Tells the collator the epoch, so each epoch samples anchors/negatives afresh.
@@ -341,9 +273,7 @@ class ReadTrainer(Trainer):
         if self.args.should_save:
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             os.makedirs(folder, exist_ok=True)
-            if head:
-                save_file({k: v.detach().cpu().contiguous() for k, v in head.items()},
-                          os.path.join(folder, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
+            write_head(head, os.path.join(folder, HEAD_WEIGHTS_NAME))
         self._saving_checkpoint = True
         try:
             super()._save_checkpoint(model, trial)
