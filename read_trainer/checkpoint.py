@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
-
 import torch
+from torch import nn
 
-if TYPE_CHECKING:
-    from .modeling import ReadModel
+# A ReadModel is passed in everywhere here; annotated as nn.Module because modeling.py
+# imports this module (a ReadModel saves and loads itself through it).
 
 HEAD_WEIGHTS_NAME = "read_head.safetensors"
 TRAINING_ARGS_NAME = "read_training_args.json"
@@ -49,7 +48,7 @@ def is_sharded(model: torch.nn.Module) -> bool:
     return any(isinstance(p, DTensor) for p in model.parameters())
 
 
-def shardable_logit_scale(model: ReadModel) -> None:
+def shardable_logit_scale(model: nn.Module) -> None:
     """Make CLIP's logit scale a 1-element vector: FSDP (1 and 2) cannot shard 0-dim parameters.
 
     The losses broadcast it either way; ``clip_state_dict`` turns it back into CLIP's
@@ -76,7 +75,7 @@ def write_head(head: dict[str, torch.Tensor], path: str) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in head.items()}, path, metadata={"format": "pt"})
 
 
-def load_checkpoint(model: ReadModel, folder: str, head_file: str = HEAD_WEIGHTS_NAME) -> None:
+def load_checkpoint(model: nn.Module, folder: str, head_file: str = HEAD_WEIGHTS_NAME) -> None:
     """Restore CLIP and the head of an unsharded ``model`` from a checkpoint folder."""
     from safetensors.torch import load_file
     from transformers.trainer_utils import load_sharded_checkpoint
@@ -112,7 +111,7 @@ def load_checkpoint(model: ReadModel, folder: str, head_file: str = HEAD_WEIGHTS
         model.text_to_decoder.weight.data.copy_(head["text_to_decoder.weight"])
 
 
-def load_checkpoint_sharded(model: ReadModel, folder: str, head_file: str = HEAD_WEIGHTS_NAME) -> None:
+def load_checkpoint_sharded(model: nn.Module, folder: str, head_file: str = HEAD_WEIGHTS_NAME) -> None:
     """``load_checkpoint`` for a model sharded by FSDP2 (parameters are DTensors).
 
     ``load_state_dict`` cannot copy full tensors into shards; ``set_model_state_dict`` with
