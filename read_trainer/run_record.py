@@ -132,10 +132,15 @@ def check_record(folder: str, record: dict, *, ignore_mismatch: bool, fields: tu
         if ignore_mismatch:
             logger.warning("resuming %s although %s was %r there and is %r now", folder, name, was, now)
             continue
-        hint = " (the default: --model_name_or_path was left off?)" if name == "model_name_or_path" \
-            and now == _default_model() else ""
-        raise ResumeError(f"cannot resume {folder}: {name} was {was!r} there, {now!r} now{hint}; "
-                          f"pass --{name} {was} or --resume_ignore_mismatch")
+        if name == "base_weights_hash":
+            what, fix = f"the base model's weights differ from those it was trained from (hash {was} there, {now} now)", ""
+        elif name == "data_fingerprint":
+            what, fix = f"the training data differ from its data (fingerprint {was} there, {now} now)", ""
+        else:
+            hint = " (the default: --model_name_or_path was left off?)" if name == "model_name_or_path" \
+                and now == _default_model() else ""
+            what, fix = f"{name} was {was!r} there, {now!r} now{hint}", f"pass --{name} {was} or "
+        raise ResumeError(f"cannot resume {folder}: {what}; {fix}--resume_ignore_mismatch to resume it anyway")
 
 
 def _default_model() -> str:
