@@ -4,7 +4,8 @@ Uploads name files, not patterns: a pattern such as ``model-*.safetensors`` also
 ``model-backup/optimizer.safetensors`` or a stray ``model-old.safetensors``. Only top-level
 files from ``EXPORT_FILES`` go up, plus the weight shards that ``model.safetensors.index.json``
 itself lists. Settings written into a card or the saved training arguments have local
-paths reduced to their last component: they name the machine's folders, not the model.
+paths (absolute or under ``~``) reduced to their last component: they name the machine's
+folders, not the model.
 """
 
 from __future__ import annotations
@@ -39,12 +40,9 @@ def allowed_files(folder: str, include_card: bool = True) -> list[str]:
 
 
 def is_local_path(value: str) -> bool:
-    """Absolute, home-relative or dot-relative paths, and relative paths that exist here."""
-    if not value or "\n" in value:
-        return False
-    if os.path.isabs(value) or value.startswith(("~", "./", "../", ".\\", "..\\")):
-        return True
-    return ("/" in value or os.sep in value) and os.path.exists(value)
+    """Absolute and home-relative paths: they name this machine's folders. Relative paths
+    (e.g. ``outputs/run``) say nothing about the machine and stay usable from the same folder."""
+    return bool(value) and "\n" not in value and (os.path.isabs(value) or value.startswith("~"))
 
 
 def redact_local_paths(value: Any) -> Any:

@@ -90,7 +90,7 @@ def test_redaction_keeps_hub_ids_and_names(tmp_path):
     values = {"model": "openai/clip-vit-base-patch32", "folder": str(tmp_path / "a" / "b"), "home": "~/x/y",
               "rel": "./out/run", "list": [str(tmp_path / "c"), "plain"], "n": 3, "none": None}
     assert redact_local_paths(values) == {"model": "openai/clip-vit-base-patch32", "folder": "b", "home": "y",
-                                          "rel": "run", "list": ["c", "plain"], "n": 3, "none": None}
+                                          "rel": "./out/run", "list": ["c", "plain"], "n": 3, "none": None}
 
 
 def test_fp16_without_a_gpu_is_an_error_at_config_time(tmp_path):
