@@ -185,6 +185,11 @@ class ReadTrainer(Trainer):
             args.ddp_find_unused_parameters = getattr(model, "text_to_decoder", None) is not None \
                 and not args.uses_decoder
 
+        # What every checkpoint records and a resume must match (base weights hashed untrained,
+        # on the CPU, before Trainer moves the model).
+        run_record = build_record(args, weights_hash(model.clip),
+                                  data_fingerprint(train_dataset, getattr(data_collator, "caption_column", "captions")))
+
         callbacks = list(callbacks or [])
         # fp16's GradScaler skips overflowing steps itself; the guard then watches the loss only.
         self._nonfinite = NonFiniteGuard(args.nonfinite, check_gradients=not args.fp16)
@@ -203,10 +208,7 @@ class ReadTrainer(Trainer):
         self._saving_checkpoint = False
         # Dataset names for the model card (set by the recipe; hub ids only are linked).
         self.card_datasets: list[str] = []
-        # What every checkpoint records and a resume must match (base weights hashed untrained).
-        caption_column = getattr(data_collator, "caption_column", "captions")
-        self.run_record = build_record(args, weights_hash(self._read_model().clip),
-                                       data_fingerprint(train_dataset, caption_column))
+        self.run_record = run_record
 
     # -- training ------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
