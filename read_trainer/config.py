@@ -175,8 +175,9 @@ class ReadConfig(TrainingArguments):
     @property
     def resume_requested(self) -> bool:
         """Whether ``resume_from_checkpoint`` asks to resume (a path, or True/last)."""
-        value = self.resume_from_checkpoint
-        return value not in (None, False) and str(value).strip().lower() not in ("", "false", "none")
+        from .run_record import wants_resume
+
+        return wants_resume(self.resume_from_checkpoint)
 
     @property
     def uses_decoder(self) -> bool:

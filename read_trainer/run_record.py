@@ -160,6 +160,11 @@ def check_resume_settings(args) -> None:
 
 
 # -- which checkpoint -----------------------------------------------------------------------
+def wants_resume(value: Any) -> bool:
+    """Whether a ``resume_from_checkpoint`` value asks to resume (a path, True, "True", "last")."""
+    return value not in (None, False) and str(value).strip().lower() not in ("", "false", "none")
+
+
 def checkpoint_problem(folder: str, *, needs_head: bool) -> str | None:
     """Why ``folder`` is not a complete checkpoint (``None`` when it is)."""
     state = os.path.join(folder, TRAINER_STATE_NAME)
@@ -195,11 +200,9 @@ def resolve_resume(value: Any, output_dir: str, *, needs_head: bool, weights_onl
     (incomplete ones are skipped, with a warning); a path must itself be complete. Missing
     optimizer or scheduler state is an error unless ``weights_only``.
     """
-    if value is None or value is False:
+    if not wants_resume(value):
         return None
     text = str(value).strip()
-    if text.lower() in ("", "false", "none"):
-        return None
     if value is True or text.lower() in RESUME_LATEST:
         folder = None
         for candidate in _numbered_checkpoints(output_dir):

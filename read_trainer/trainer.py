@@ -215,12 +215,10 @@ class ReadTrainer(Trainer):
         """``Trainer.train`` in a claimed output folder; ``True``/``"last"`` resume the newest
         complete checkpoint, and any resume is refused when the checkpoint was trained differently."""
         args: ReadConfig = self.args
-        resuming = resume_from_checkpoint not in (None, False) and \
-            str(resume_from_checkpoint).strip().lower() not in ("", "false", "none")
-        claim_output_dir(args.output_dir, resuming=resuming, overwrite=args.overwrite_output_dir,
-                         is_main_process=args.process_index == 0)
         folder = resolve_resume(resume_from_checkpoint, args.output_dir, weights_only=args.resume_weights_only,
                                 needs_head=self._read_model().text_to_decoder is not None)
+        claim_output_dir(args.output_dir, resuming=folder is not None, overwrite=args.overwrite_output_dir,
+                         is_main_process=args.process_index == 0)
         if folder is not None:
             check_record(folder, self.run_record, ignore_mismatch=args.resume_ignore_mismatch)
         return super().train(resume_from_checkpoint=folder, trial=trial, **kwargs)
