@@ -57,11 +57,14 @@ def _take_lock(path: str) -> None:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = _lock_holder(path)
-            if holder is not None and holder != os.getpid() and _alive(holder):
+            holder, host = _lock_holder(path)
+            here = host in (None, socket.gethostname())
+            # A process on another machine (a shared filesystem) cannot be probed: assume it runs.
+            if holder is not None and (not here or (holder != os.getpid() and _alive(holder))):
+                where = "" if here else f" on {host}"
                 raise OutputDirError(
                     f"output_dir {os.path.dirname(path)} is in use by another run: lock file {path} is held by "
-                    f"pid {holder}. Wait for it to finish, or choose another folder") from None
+                    f"pid {holder}{where}. Wait for it to finish, or choose another folder") from None
             # A dead holder (a crashed or killed run), or this very process: take the lock over.
             if holder != os.getpid():
                 logger.warning("taking over the stale lock %s (pid %s no longer runs)", path, holder)
@@ -77,16 +80,14 @@ def _take_lock(path: str) -> None:
     raise OutputDirError(f"could not take the lock file {path}: another run keeps creating it")
 
 
-def _lock_holder(path: str) -> int | None:
+def _lock_holder(path: str) -> tuple[int | None, str | None]:
+    """(pid, host) written in a lock file; (None, None) when unreadable or half-written (stale)."""
     try:
         with open(path, encoding="utf-8") as f:
             fields = f.read().split()
-        pid, host = int(fields[0]), fields[1] if len(fields) > 1 else None
+        return int(fields[0]), (fields[1] if len(fields) > 1 else None)
     except (OSError, ValueError, IndexError):
-        return None  # unreadable or half-written: treated as stale
-    if host is not None and host != socket.gethostname():
-        return pid  # another machine's process (shared filesystem): cannot be probed, assume alive
-    return pid
+        return None, None
 
 
 def _alive(pid: int) -> bool:
@@ -102,7 +103,7 @@ def _alive(pid: int) -> bool:
 
 
 def _release_lock(path: str, pid: int) -> None:
-    if _lock_holder(path) == pid:
+    if _lock_holder(path) == (pid, socket.gethostname()):
         try:
             os.remove(path)
         except OSError:
