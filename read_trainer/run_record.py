@@ -229,6 +229,12 @@ def resolve_resume(value: Any, output_dir: str, *, needs_head: bool, weights_onl
         raise ResumeError(f"checkpoint {folder} has no {' or '.join(missing)}: resuming would restart the optimizer "
                           "and the learning-rate schedule; pass --resume_weights_only to continue from its weights "
                           "with a fresh optimizer")
+    if announce:
+        state = read_json(os.path.join(folder, TRAINER_STATE_NAME))
+        step, planned = state.get("global_step", 0), state.get("max_steps", 0)
+        if planned and step >= planned:
+            logger.warning("%s is the end of a finished run (step %s of %s): only steps beyond it will be trained",
+                           folder, step, planned)
     if missing and announce:
         logger.warning("resuming the weights of %s with a fresh optimizer and schedule (no %s)", folder,
                        ", ".join(missing))

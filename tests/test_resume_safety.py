@@ -69,6 +69,7 @@ def test_true_from_the_command_line_takes_the_newest_complete_checkpoint_and_say
     trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     assert f"skipping incomplete checkpoint {run_copy / 'checkpoint-3'}" in caplog.text
     assert f"resuming from {run_copy / 'checkpoint-2'}" in caplog.text
+    assert "is the end of a finished run (step 2 of 2)" in caplog.text
     # Resumed at step 2: the history of steps 1-2 carried on, one more step trained.
     assert trainer.state.global_step == 3
     assert [e["step"] for e in trainer.state.log_history if "loss" in e] == [1, 2, 3]
