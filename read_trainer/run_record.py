@@ -109,10 +109,11 @@ def read_json(path: str) -> dict:
                           "resume from an earlier one") from None
 
 
-def check_record(folder: str, record: dict, *, ignore_mismatch: bool, fields: tuple[str, ...] | None = None) -> None:
+def check_record(folder: str, record: dict, *, ignore_mismatch: bool) -> None:
     """Refuse to resume ``folder`` when it was trained with other settings than ``record`` holds.
 
-    ``fields`` limits the comparison (the recipe checks the options before loading anything).
+    Entries that are ``None`` on either side (not known yet, e.g. the weights hash before the
+    model is loaded, or not applicable) are not compared.
     """
     path = os.path.join(folder, RUN_RECORD_NAME)
     if not os.path.isfile(path):
@@ -121,8 +122,7 @@ def check_record(folder: str, record: dict, *, ignore_mismatch: bool, fields: tu
         raise ResumeError(f"checkpoint {folder} has no {RUN_RECORD_NAME} (what it was trained with), so the resume "
                           "cannot be checked; pass --resume_ignore_mismatch to resume it anyway")
     recorded = read_json(path)
-    names = fields if fields is not None else tuple(record)
-    for name in names:
+    for name in record:
         was, now = recorded.get(name), record.get(name)
         if was is None or now is None or was == now:
             continue  # not recorded on one side (e.g. a streaming dataset): nothing to compare
@@ -134,7 +134,8 @@ def check_record(folder: str, record: dict, *, ignore_mismatch: bool, fields: tu
             logger.warning("resuming %s although %s was %r there and is %r now", folder, name, was, now)
             continue
         if name == "base_weights_hash":
-            what, fix = f"the base model's weights differ from those it was trained from (hash {was} there, {now} now)", ""
+            what = f"the base model's weights differ from those it was trained from (hash {was} there, {now} now)"
+            fix = ""
         elif name == "data_fingerprint":
             what, fix = f"the training data differ from its data (fingerprint {was} there, {now} now)", ""
         else:

@@ -68,7 +68,8 @@ def test_card_and_saved_arguments_carry_no_local_paths(tiny_models, tmp_path):
     clip_dir, t5_dir = tiny_models
     out = tmp_path / "out"
     args = ReadConfig(output_dir=str(out), model_name_or_path=clip_dir, decoder_name_or_path=t5_dir,
-                      resume_from_checkpoint=str(tmp_path / "old" / "checkpoint-9"), per_device_train_batch_size=4, max_steps=1,
+                      resume_from_checkpoint=str(tmp_path / "old" / "checkpoint-9"), per_device_train_batch_size=4,
+                      max_steps=1,
                       report_to="none", use_cpu=True, save_strategy="no")
     trainer = ReadTrainer(args=args, train_dataset=make_rows(4, paraphrases=True))
     trainer.card_datasets = [str(tmp_path / "my-data")]

@@ -3,7 +3,6 @@
 import logging
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -43,7 +42,8 @@ def run_copy(finished_run, tmp_path):
 
 
 def _trainer(tiny_models, out, rows=8, **kw):
-    return ReadTrainer(args=ReadConfig(**_options(tiny_models, out, **kw)), train_dataset=make_rows(rows, paraphrases=True))
+    return ReadTrainer(args=ReadConfig(**_options(tiny_models, out, **kw)),
+                       train_dataset=make_rows(rows, paraphrases=True))
 
 
 def test_checkpoint_records_what_it_was_trained_with(tiny_models, run_copy):
@@ -62,7 +62,8 @@ def test_true_from_the_command_line_takes_the_newest_complete_checkpoint_and_say
     (_, config, _) = parse_args_with_config(run_read_argument_types(), [
         "--output_dir", str(run_copy), "--model_name_or_path", clip_dir, "--decoder_name_or_path", t5_dir,
         "--per_device_train_batch_size", "4", "--max_steps", "3", "--learning_rate", "1e-3", "--warmup_steps", "0",
-        "--report_to", "none", "--use_cpu", "true", "--save_steps", "1", "--logging_steps", "1", "--dataloader_num_workers", "0",
+        "--report_to", "none", "--use_cpu", "true", "--save_steps", "1", "--logging_steps", "1",
+        "--dataloader_num_workers", "0",
         "--resume_from_checkpoint", "True"])
     trainer = ReadTrainer(args=config, train_dataset=make_rows(8, paraphrases=True))
     caplog.set_level(logging.WARNING)
