@@ -97,7 +97,7 @@ def run_name(variant: str, seed: int) -> str:
 def run_key(config: ReadConfig, params: dict) -> str:
     """A hash of everything that changes a run's result: the training config, the world, the base models."""
     keep = {k: v for k, v in config.to_dict().items()
-            if k not in ("output_dir", "logging_dir", "disable_tqdm", "run_name")}
+            if k not in ("output_dir", "logging_dir", "disable_tqdm", "run_name", "overwrite_output_dir")}
     blob = json.dumps({"config": keep, "world": params}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -116,7 +116,7 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
     run_config = copy.deepcopy(config)
     updates = dict(settings, seed=seed, model_name_or_path=str(prepared.base.clip),
                    decoder_name_or_path=str(prepared.base.t5), output_dir=str(out / "models" / run_name(variant, seed)),
-                   disable_tqdm=not demo.progress)
+                   disable_tqdm=not demo.progress, overwrite_output_dir=True)  # a run cut short is redone
     for name, value in updates.items():
         setattr(run_config, name, value)
     saved = out / "runs" / f"{run_name(variant, seed)}-{run_key(run_config, prepared.world_params)}.json"

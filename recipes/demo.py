@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     began = time.perf_counter()
     config.model_name_or_path, config.decoder_name_or_path = str(base.clip), str(base.t5)
     config.output_dir = str(out / "read-clip")
+    config.overwrite_output_dir = True  # each demo run replaces the previous demo's model
     config.disable_tqdm = not demo.progress
     exported = finetune(world["train"], config)
     watch.stage("READ fine-tuning", began)

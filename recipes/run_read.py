@@ -28,6 +28,8 @@ from read_trainer.data.scan import scan_dataset  # noqa: E402
 from read_trainer.evaluation.callback import CompositionalEvalCallback  # noqa: E402
 from read_trainer.evaluation.report import write_results_json  # noqa: E402
 from read_trainer.evaluation.suite import load_suite  # noqa: E402
+from read_trainer.output_dir import claim_output_dir  # noqa: E402
+from read_trainer.run_record import check_resume_settings  # noqa: E402
 from read_trainer.trainer import ReadTrainer  # noqa: E402
 
 logger = logging.getLogger("run_read")
@@ -37,6 +39,10 @@ def main(argv=None) -> str:
     data_args, config, bench_args = parse_args_with_config(run_read_argument_types(), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if config.should_log else logging.WARNING)
+    # Before anything is loaded or written: a free folder, and a resume that matches its checkpoint.
+    claim_output_dir(config.output_dir, resuming=config.resume_requested, overwrite=config.overwrite_output_dir,
+                     is_main_process=config.process_index == 0)
+    check_resume_settings(config)
     train_dataset, eval_dataset = load_read_datasets(data_args)
     processor = CLIPProcessor.from_pretrained(config.model_name_or_path)
     if not data_args.skip_scan:

@@ -109,6 +109,8 @@ class ReadCollator:
             "input_ids": tokens["input_ids"],
             "attention_mask": tokens["attention_mask"],
             "num_negatives": self.num_hard_negatives,
+            # Which rows the batch holds, for error messages (the trainer removes it before the model).
+            "row_ids": [row.get("row_id", position) for position, row in enumerate(rows)],
         }
         if self.decoder_tokenizer is not None:
             labels = self.decoder_tokenizer(
