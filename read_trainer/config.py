@@ -15,6 +15,11 @@ from transformers import TrainingArguments
 RECONSTRUCTION_TARGETS = ("random_caption", "anchor")
 
 
+def wants_resume(value) -> bool:
+    """Whether a ``resume_from_checkpoint`` value asks to resume (a path, True, "True", "last")."""
+    return value not in (None, False) and str(value).strip().lower() not in ("", "false", "none")
+
+
 @dataclass
 class ReadConfig(TrainingArguments):
     """`TrainingArguments` plus everything READ adds. Every field is a CLI flag and a YAML key."""
@@ -175,8 +180,6 @@ class ReadConfig(TrainingArguments):
     @property
     def resume_requested(self) -> bool:
         """Whether ``resume_from_checkpoint`` asks to resume (a path, or True/last)."""
-        from .run_record import wants_resume
-
         return wants_resume(self.resume_from_checkpoint)
 
     @property

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .config import ReadConfig, wants_resume
+
 logger = logging.getLogger(__name__)
 
 RUN_RECORD_NAME = "read_run.json"
@@ -146,8 +148,6 @@ def check_record(folder: str, record: dict, *, ignore_mismatch: bool) -> None:
 
 
 def _default_model() -> str:
-    from .config import ReadConfig
-
     return ReadConfig.__dataclass_fields__["model_name_or_path"].default
 
 
@@ -161,11 +161,6 @@ def check_resume_settings(args) -> None:
 
 
 # -- which checkpoint -----------------------------------------------------------------------
-def wants_resume(value: Any) -> bool:
-    """Whether a ``resume_from_checkpoint`` value asks to resume (a path, True, "True", "last")."""
-    return value not in (None, False) and str(value).strip().lower() not in ("", "false", "none")
-
-
 def checkpoint_problem(folder: str, *, needs_head: bool) -> str | None:
     """Why ``folder`` is not a complete checkpoint (``None`` when it is)."""
     state = os.path.join(folder, TRAINER_STATE_NAME)
