@@ -17,6 +17,7 @@ import pytest
 
 from conftest import load_recipe
 from read_trainer.data import lexicon as lx
+from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.data.negatives import (
     CATEGORIES,
     SWAP_CATEGORIES,
@@ -30,7 +31,7 @@ from read_trainer.data.negatives import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHDATA = REPO.parent / "shared" / "benchdata"
+BENCHDATA = bundled_data_root()
 
 CAPTIONS = [
     "A child holds a spoon and looks at a cupcake.",

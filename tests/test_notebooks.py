@@ -8,8 +8,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from read_trainer.evaluation.bundled import bundled_data_root
+
 REPO = Path(__file__).resolve().parents[1]
-BENCHDATA = REPO.parent / "shared" / "benchdata"
+BENCHDATA = bundled_data_root()
 
 
 def _run(name: str, parameters: str, cwd: Path) -> nbformat.NotebookNode:

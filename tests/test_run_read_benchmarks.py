@@ -7,9 +7,10 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 
 from conftest import load_recipe, write_caption_jsonl
+from read_trainer.evaluation.bundled import bundled_data_root
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHDATA = REPO.parent / "shared" / "benchdata"
+BENCHDATA = bundled_data_root()
 run_read = load_recipe("run_read")
 
 
