@@ -26,10 +26,12 @@ class Resolved:
     source: str  # "folder", "cache" or "hub"
 
 
-def _what_to_do(repo_id: str, kind: str) -> str:
+def _what_to_do(repo_id: str, kind: str, offline: bool) -> str:
     flag = " --repo-type dataset" if kind == "dataset" else ""
-    return (f"on a connected machine run `hf download {repo_id}{flag}` (then copy the Hugging Face cache here), "
-            f"or pass a local folder saved with save_pretrained, or set HF_HUB_OFFLINE=1 to use the local cache only")
+    saved = "save_to_disk" if kind == "dataset" else "save_pretrained"
+    advice = (f"on a connected machine run `hf download {repo_id}{flag}` and copy the Hugging Face cache "
+              f"(~/.cache/huggingface) here, or pass a local folder saved with {saved}")
+    return advice if offline else advice + "; HF_HUB_OFFLINE=1 then keeps every load on the local cache"
 
 
 def in_local_cache(repo_id: str, kind: str) -> bool:
@@ -65,7 +67,7 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
         if cached:
             return Resolved(repo_id, kind, "cache")
         raise UsageError(f"{kind} {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids "
-                         f"the Hub: {_what_to_do(repo_id, kind)}")
+                         f"the Hub: {_what_to_do(repo_id, kind, True)}")
     try:
         HfApi().repo_info(repo_id, repo_type=kind, timeout=timeout)
         return Resolved(repo_id, kind, "hub")
@@ -87,7 +89,7 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
         go_offline()
         return Resolved(repo_id, kind, "cache")
     raise UsageError(f"{kind} {repo_id!r} is not a local folder nor in the local cache, and {failure}: "
-                     f"{_what_to_do(repo_id, kind)}")
+                     f"{_what_to_do(repo_id, kind, False)}")
 
 
 def go_offline() -> None:
