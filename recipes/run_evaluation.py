@@ -47,13 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--image_root", action="append", default=[], metavar="BENCHMARK=PATH",
                    help="image folder for one benchmark (default: <data_root>/<benchmark folder>/images)")
     p.add_argument("--output", default="eval_results", help="output folder")
-    p.add_argument("--batch_size", type=int, default=256)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--batch_size", type=int, default=256, help="images or texts per forward pass")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype")
     p.add_argument("--num_workers", type=int, default=0, help="image decoding workers")
     p.add_argument("--limit", type=int, default=None, help="at most this many items per subset (smoke runs)")
     p.add_argument("--save_decisions", action="store_true", help="store every item's outcome in results.json")
-    p.add_argument("--no_progress", action="store_true")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.benchmarks is None:
         args.benchmarks = ["paper"] if args.data_root is not None else ["sugarcrepe_pp_tot"]
