@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import CLIPModel, T5ForConditionalGeneration
+from transformers import CLIPModel, T5Config, T5ForConditionalGeneration
 from transformers.utils import ModelOutput
 
 from .losses import token_cross_entropy
@@ -99,7 +99,13 @@ def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **h
     The full model is materialised once (that is what ``from_pretrained`` reads) and the
     encoder is dropped immediately, so it holds no memory during training.
     """
-    t5 = T5ForConditionalGeneration.from_pretrained(name_or_path, dtype=dtype, **hub_kwargs)
+    config = T5Config.from_pretrained(name_or_path, **hub_kwargs)
+    if not config.scale_decoder_outputs:
+        # transformers 5's T5Config sets tie_word_embeddings=True whatever config.json says (it keeps
+        # a saved False only as scale_decoder_outputs=False). v1.1 checkpoints store their own lm_head;
+        # say so, or loading warns that it will not tie two different tensors.
+        config.tie_word_embeddings = False
+    t5 = T5ForConditionalGeneration.from_pretrained(name_or_path, config=config, dtype=dtype, **hub_kwargs)
     decoder, lm_head, config = t5.decoder, t5.lm_head, t5.config
     del t5
     for module in (decoder, lm_head):

@@ -37,3 +37,15 @@ def test_t5_folder_is_v1_1_style_and_its_tokenizer_uses_the_sentencepiece_model(
     assert tok(text).input_ids == sp.encode(text) + [1]  # same pieces, then </s>
     assert (tok.pad_token_id, tok.eos_token_id) == (0, 1)
     assert tok.decode(tok(text).input_ids, skip_special_tokens=True) == text
+
+
+def test_the_frozen_decoder_loads_its_own_lm_head_without_a_tying_warning(tiny_models, caplog):
+    from read_trainer.modeling import load_frozen_decoder
+
+    _, t5_dir = tiny_models
+    weights = load_file(str(Path(t5_dir) / "model.safetensors"))
+    with caplog.at_level("WARNING"):
+        _, lm_head, config = load_frozen_decoder(t5_dir)
+    assert not [r for r in caplog.records if "tie_word_embeddings" in r.getMessage()]
+    assert torch.equal(lm_head.weight, weights["lm_head.weight"]) and config.tie_word_embeddings is False
+    assert config.scale_decoder_outputs is False  # v1.1: no d_model**-0.5 rescaling before the head
