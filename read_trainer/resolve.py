@@ -71,14 +71,16 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
     try:
         HfApi().repo_info(repo_id, repo_type=kind, timeout=timeout)
         return Resolved(repo_id, kind, "hub")
+    except GatedRepoError:  # a subclass of RepositoryNotFoundError: caught first
+        if cached:
+            return Resolved(repo_id, kind, "cache")
+        raise UsageError(f"{kind} {repo_id!r} is gated: accept its terms on the Hub, then `hf auth login`") from None
     except (RepositoryNotFoundError, HFValidationError) as error:
         if cached:
             return Resolved(repo_id, kind, "cache")
         reason = "is not a valid id" if isinstance(error, HFValidationError) else "was not found on the Hub"
         raise UsageError(f"{kind} {repo_id!r} {reason} and is not a local folder (a private repository "
                          f"needs `hf auth login`)") from None
-    except GatedRepoError:
-        raise UsageError(f"{kind} {repo_id!r} is gated: accept its terms on the Hub, then `hf auth login`") from None
     except HfHubHTTPError as error:
         failure = f"the Hub answered {error.response.status_code if error.response is not None else 'an error'}"
     except Exception as error:  # noqa: BLE001 - connection refused, DNS failure, timeout, proxy errors

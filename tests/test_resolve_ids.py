@@ -103,3 +103,33 @@ def test_offline_mode_names_the_id_from_the_command_line(tmp_path):
     assert lines == [lines[0]] and "model 'nobody/no-such-clip' is not in the local Hugging Face cache" in lines[0]
     assert "Traceback" not in done.stderr
     print(f"offline failure, interpreter start included: {elapsed:.1f}s")
+
+
+@pytest.mark.parametrize("error_code, expected", [
+    ("RepoNotFound", r"model 'nobody/no-such-clip' was not found on the Hub and is not a local folder"),
+    ("GatedRepo", r"model 'nobody/no-such-clip' is gated: accept its terms on the Hub, then `hf auth login`"),
+])
+def test_a_reachable_hub_that_has_no_such_repo(online_but_unreachable, monkeypatch, error_code, expected):
+    """A local server answering like the Hub does for a missing or gated repository."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404 if error_code == "RepoNotFound" else 403)
+            self.send_header("X-Error-Code", error_code)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": "no"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    try:
+        with pytest.raises(UsageError, match=expected):
+            resolve_id("nobody/no-such-clip")
+    finally:
+        server.shutdown()
