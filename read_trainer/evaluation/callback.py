@@ -82,9 +82,11 @@ class CompositionalEvalCallback(TrainerCallback):
             metrics.update(flat)  # also returned by trainer.evaluate()
         # CallbackHandler.on_log clears control.should_log; called from on_step_end, that would
         # cancel the step's own loss log, so the flag is put back as it was.
-        should_log = self.trainer.control.should_log
+        control = getattr(self.trainer, "control", None)
+        should_log = getattr(control, "should_log", None)
         self.trainer.log(dict(flat))
-        self.trainer.control.should_log = should_log
+        if should_log is not None:
+            control.should_log = should_log
 
     def on_evaluate(self, args, state, control, model=None, processing_class=None, metrics=None, **kwargs):
         if self.eval_steps is None:
