@@ -8,6 +8,7 @@ kept). At export only the CLIPModel leaves; see ``ReadTrainer``.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -92,13 +93,33 @@ def length_groups(lengths: torch.Tensor, max_groups: int) -> list[tuple[torch.Te
     return [(order[start:end], width) for start, end, width in reversed(bounds)]
 
 
+def _untied_head_is_intended(record: logging.LogRecord) -> bool:
+    return "to silence this warning" not in record.getMessage() or "lm_head" not in record.getMessage()
+
+
+def load_t5(name_or_path: str, **kwargs) -> T5ForConditionalGeneration:
+    """``T5ForConditionalGeneration.from_pretrained``, minus a misleading warning for v1.1 checkpoints.
+
+    transformers 5's T5Config sets tie_word_embeddings=True whatever config.json says, so a v1.1
+    checkpoint (its own lm_head, as google/t5-v1_1-* and the demo's T5) loads with a warning that
+    the head will not be tied: that is the correct outcome. Setting the flag False instead would
+    also untie embed_tokens from shared and leave them random, so only that message is dropped.
+    """
+    modeling_logger = logging.getLogger("transformers.modeling_utils")
+    modeling_logger.addFilter(_untied_head_is_intended)
+    try:
+        return T5ForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
+    finally:
+        modeling_logger.removeFilter(_untied_head_is_intended)
+
+
 def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **hub_kwargs):
     """Load a T5 checkpoint and keep only ``(decoder stack, lm_head, config)``, frozen.
 
     The full model is materialised once (that is what ``from_pretrained`` reads) and the
     encoder is dropped immediately, so it holds no memory during training.
     """
-    t5 = T5ForConditionalGeneration.from_pretrained(name_or_path, dtype=dtype, **hub_kwargs)
+    t5 = load_t5(name_or_path, dtype=dtype, **hub_kwargs)
     decoder, lm_head, config = t5.decoder, t5.lm_head, t5.config
     del t5
     for module in (decoder, lm_head):

@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"READ beats base: {checks['read_beats_base']['summary']}")
     print(f"\nresults: {out / 'results.json'}, {out / 'results.md'}, chart: {out / 'chart.png'}")
     print(f"exported CLIPModel: {exported}  (CLIPModel.from_pretrained({str(exported)!r}))")
+    print(f"base models: CLIP {base.clip}, T5 {base.t5}  (to fine-tune them on your own photos: "
+          f"README, 'Train on your own photos')")
     print(f"total wall time: {watch.total:.0f}s")
     return payload
 

@@ -1,5 +1,5 @@
 """Loaders: the real SugarCrepe / SugarCrepe++ / VALSE annotation files (with stand-in images made
-here), and hand-written files in the official formats of the benchmarks not shipped in shared/."""
+here), and hand-written files in the official formats of the benchmarks not shipped with the package."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from read_trainer.evaluation.aro import load_aro_order, load_aro_vg_attribution, load_aro_vg_relation, pre_caption
+from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.evaluation.crepe import load_crepe
 from read_trainer.evaluation.embedding import load_image
 from read_trainer.evaluation.hub_datasets import load_choice_from_hub, load_winoground_from_hub
@@ -23,8 +24,8 @@ from read_trainer.evaluation.whatsup import load_whatsup
 from read_trainer.evaluation.winoground import load_winoground
 from read_trainer.evaluation.zeroshot import load_imagefolder
 
-# shared/ sits beside the repository (here and in CI's fresh clone).
-BENCHDATA = Path(__file__).resolve().parents[2] / "shared" / "benchdata"
+# The SugarCrepe / SugarCrepe++ / VALSE annotations shipped inside the package.
+BENCHDATA = bundled_data_root()
 
 SUGARCREPE_COUNTS = {"add_att": 692, "add_obj": 2062, "replace_att": 788, "replace_obj": 1652,
                      "replace_rel": 1406, "swap_att": 666, "swap_obj": 245}
@@ -222,7 +223,7 @@ def test_suite_names():
     assert expand_names(["sugarcrepe", "paper"])[0] == "sugarcrepe" and len(expand_names(["all"])) == 14
     with pytest.raises(ValueError, match="unknown benchmark"):
         expand_names(["sugercrepe"])
-    assert len(load_named("sugarcrepe_pp_tot", BENCHDATA)) == 4757  # the shared/benchdata layout works as is
+    assert len(load_named("sugarcrepe_pp_tot", BENCHDATA)) == 4757  # the bundled layout works as is
 
 
 def test_hub_loaders_through_a_local_parquet_folder(tmp_path):

@@ -231,7 +231,9 @@ def pretrain_t5(train: datasets.Dataset, corpus: list[str], folder: str | os.Pat
     to be written by ``tiny_models.save_t5_untied`` anyway.
     """
     from tqdm.auto import tqdm
-    from transformers import AutoTokenizer, T5ForConditionalGeneration, get_cosine_schedule_with_warmup
+    from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
+
+    from ..modeling import load_t5
 
     if training.memory not in ("pooled", "full"):
         raise ValueError(f"memory must be 'pooled' or 'full', got {training.memory!r}")
@@ -243,7 +245,7 @@ def pretrain_t5(train: datasets.Dataset, corpus: list[str], folder: str | os.Pat
     write_tiny_t5(folder, t5_tokenizer_corpus(corpus), training.spec, seed=training.seed)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(training.seed)
-    model = T5ForConditionalGeneration.from_pretrained(folder)
+    model = load_t5(folder)  # no tie_word_embeddings warning for this untied v1.1 checkpoint
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, training.warmup_steps, training.steps)

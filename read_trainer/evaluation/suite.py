@@ -33,6 +33,7 @@ from .retrieval import load_karpathy_retrieval
 from .scoring import score_benchmark
 from .sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
 from .valse import load_valse
+from .vocabulary import warn_if_out_of_vocabulary
 from .whatsup import load_whatsup
 from .winoground import load_winoground
 from .zeroshot import load_imagefolder, read_lines
@@ -128,8 +129,9 @@ def load_suite(names: Sequence[str], data_root: str | Path, image_roots: Mapping
 def run_suite(tasks: Sequence[Benchmark | Task], embedder: Embedder) -> dict[str, BenchmarkResult]:
     """Evaluate every task; each unique text and image across *all* tasks is embedded once."""
     cached = CachedEmbedder(embedder)
-    cached.prefetch([t for task in tasks for t in task.all_texts()],
-                    [im for task in tasks for im in task.all_images()])
+    texts = [t for task in tasks for t in task.all_texts()]
+    warn_if_out_of_vocabulary(getattr(embedder, "tokenizer", None), texts)
+    cached.prefetch(texts, [im for task in tasks for im in task.all_images()])
     return {task.name: score_task(task, cached) for task in tasks}
 
 
