@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/bench_eval.py --model openai/clip-vit-base-patch32 --device cuda --dtype bf16
     .venv/bin/python benchmarks/bench_eval.py --vit_b32 --device cuda --num_workers 8    # offline ViT-B/32
 
-Uses the real annotation files from ``../shared/benchdata`` with stand-in JPEGs
+Uses the official annotation files under ``--data_root`` with stand-in JPEGs
 (COCO-sized by default, so image decoding costs what it costs on real data) written to a
-temporary folder. The loop is ``read_trainer.evaluation.naive.decide_one_at_a_time``:
+temporary folder. The loop is ``read_trainer.evaluation.one_at_a_time.decide_one_at_a_time``:
 per item, decode its image(s), run the processor, embed, compare (how reference
 evaluators score). The batched path is ``run_suite`` with a ``ClipEmbedder``. Both
 apply the same rules; the script reports wall time of each, the speed ratio, and
@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from read_trainer.evaluation.embedding import ClipEmbedder, resolve_dtype
-from read_trainer.evaluation.naive import decide_one_at_a_time
+from read_trainer.evaluation.one_at_a_time import decide_one_at_a_time
 from read_trainer.evaluation.suite import load_named, run_suite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def write_random_vit_b32(folder: Path, corpus: set[str], num_merges: int) -> Pat
     not change the cost of a forward pass."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from read_trainer.model_kit import build_clip_tokenizer
+    from read_trainer.demo.tiny_models import build_clip_tokenizer
 
     tokenizer = build_clip_tokenizer(folder, sorted(corpus), num_merges)
     config = CLIPConfig(text_config=dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
@@ -130,7 +130,7 @@ def main() -> int:
             corpus = {text for task in tasks for text in task.all_texts()}
             model_path = str(write_random_vit_b32(tmp / "clip-vit-b32", corpus, args.bpe_merges))
         elif model_path is None:
-            from read_trainer.model_kit import TinyClipSpec, write_tiny_clip
+            from read_trainer.demo.tiny_models import TinyClipSpec, write_tiny_clip
 
             spec = TinyClipSpec(hidden_size=args.tiny_width, intermediate_size=2 * args.tiny_width,
                                 num_layers=args.tiny_layers, num_heads=max(1, args.tiny_width // 16),

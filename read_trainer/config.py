@@ -15,6 +15,11 @@ from transformers import TrainingArguments
 RECONSTRUCTION_TARGETS = ("random_caption", "anchor")
 
 
+def wants_resume(value) -> bool:
+    """Whether a ``resume_from_checkpoint`` value asks to resume (a path, True, "True", "last")."""
+    return value not in (None, False) and str(value).strip().lower() not in ("", "false", "none")
+
+
 @dataclass
 class ReadConfig(TrainingArguments):
     """`TrainingArguments` plus everything READ adds. Every field is a CLI flag and a YAML key."""
@@ -144,6 +149,28 @@ class ReadConfig(TrainingArguments):
                   "fine-tuned model; lower values trade compositional gains for zero-shot retention."},
     )
 
+    # Safety: what happens on divergence, in a used output folder and on resume (README "Safety").
+    nonfinite: str = field(
+        default="stop",
+        metadata={"help": "On a non-finite loss or gradient: 'stop' raises, naming the step, the loss components "
+                  "and the batch's row ids; 'skip' drops that update and counts it in the logs.",
+                  "choices": ["stop", "skip"]},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Allow training into a non-empty output_dir without resuming (its files are replaced)."},
+    )
+    resume_ignore_mismatch: bool = field(
+        default=False,
+        metadata={"help": "Resume even if the checkpoint was trained with other settings, base weights or data "
+                  "(a LoRA checkpoint onto another base is refused regardless)."},
+    )
+    resume_weights_only: bool = field(
+        default=False,
+        metadata={"help": "Resume from a checkpoint without optimizer/scheduler state (e.g. save_only_model): "
+                  "the weights continue, the optimizer and schedule start afresh."},
+    )
+
     # Reference hyper-parameters as defaults (TrainingArguments' own defaults differ).
     learning_rate: float = field(default=1e-5, metadata={"help": "AdamW peak learning rate."})
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
@@ -168,9 +195,20 @@ class ReadConfig(TrainingArguments):
         if self.padding_bucket < 0 or self.length_groups < 1:
             raise ValueError(f"padding_bucket must be >= 0 and length_groups >= 1, got {self.padding_bucket} and "
                              f"{self.length_groups}")
+        if self.nonfinite not in ("stop", "skip"):
+            raise ValueError(f"nonfinite must be 'stop' or 'skip', got {self.nonfinite!r}")
+        if self.fp16 and (self.use_cpu or not _has_fp16_device()):
+            # Trainer would silently train in fp32 while the recorded settings say fp16.
+            raise ValueError("fp16 needs a GPU (CUDA or another torch accelerator); none is in use. "
+                             "Drop --fp16 (or use --bf16 where supported)")
         if not 1 <= self.max_text_length <= 77:
             # CLIP's position table has 77 entries; longer text cannot be encoded.
             raise ValueError(f"max_text_length must be in [1, 77], got {self.max_text_length}")
+
+    @property
+    def resume_requested(self) -> bool:
+        """Whether ``resume_from_checkpoint`` asks to resume (a path, or True/last)."""
+        return wants_resume(self.resume_from_checkpoint)
 
     @property
     def uses_decoder(self) -> bool:
@@ -190,3 +228,13 @@ class ReadConfig(TrainingArguments):
         pattern = rf".*{towers}\.encoder\.layers\.\d+\.(?:self_attn|mlp)\.(?:{modules})"
         return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
                           target_modules=pattern, bias="none")
+
+
+def _has_fp16_device() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    accelerator = getattr(torch, "accelerator", None)
+    return bool(accelerator is not None and accelerator.is_available()
+                and accelerator.current_accelerator().type not in ("cpu", "mps"))

@@ -2,7 +2,7 @@
 
 Only a plain ``CLIPModel`` + processor + card (+ the redacted training arguments and
 evaluation results) ever leaves the machine: uploads name the files they may send
-(``HUB_ALLOW_PATTERNS``), so a decoder, the decoder projection, optimizer state,
+(``publish_files.allowed_files``: exact top-level names), so a decoder, the decoder projection, optimizer state,
 TensorBoard logs or a skipped-rows report in the same folder stay behind.
 """
 
@@ -14,11 +14,11 @@ from typing import Any, Mapping, Sequence
 
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
-HUB_ALLOW_PATTERNS = [
-    "config.json", "model.safetensors", "model-*.safetensors", "model.safetensors.index.json",
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-    "processor_config.json", "preprocessor_config.json", "README.md", "results.json", "read_training_args.json",
-]
+from .nonfinite import assert_finite_folder
+from .publish_files import EXPORT_FILES, allowed_files, redact_local_paths
+
+# Exact top-level names (weight shards are added from the index by ``allowed_files``).
+HUB_ALLOW_PATTERNS = list(EXPORT_FILES)
 
 CITATION = """@inproceedings{kwon2025read,
   title     = {Enhancing Compositional Reasoning in CLIP via Reconstruction and Alignment of Text Descriptions},
@@ -47,6 +47,9 @@ def build_model_card(*, model_id: str, base_model: str | None, training_args: Ma
         tags=["clip", "read", "compositionality", "vision-language", "zero-shot-image-classification"],
         eval_results=eval_results or None,
     )
+    # The card's text shows names, never this machine's folders.
+    base_model, training_args = redact_local_paths(base_model), redact_local_paths(dict(training_args))
+    datasets = redact_local_paths(list(datasets))
     settings = "\n".join(f"| `{k}` | `{training_args[k]}` |" for k in CARD_SETTINGS if k in training_args)
     data_line = ", ".join(f"`{d}`" for d in datasets) if datasets else "not recorded"
     body = f"""
@@ -114,7 +117,9 @@ def upload_folder(folder: str | Path, repo_id: str, *, token: str | None = None,
 
     ``token=None`` lets huggingface_hub find one the usual way (``HF_TOKEN``, the login cache).
     """
+    assert_finite_folder(str(folder))  # a diverged model is never published
+    files = allowed_files(str(folder))
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
-                             revision=revision, allow_patterns=HUB_ALLOW_PATTERNS, run_as_future=run_as_future)
+                             revision=revision, allow_patterns=files, run_as_future=run_as_future)

@@ -8,7 +8,7 @@ kept). At export only the CLIPModel leaves; see ``ReadTrainer``.
 from __future__ import annotations
 
 import copy
-import os
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -113,13 +113,33 @@ def shift_right(labels: torch.Tensor, start_token_id: int, pad_token_id: int) ->
     return shifted.masked_fill(shifted == -100, pad_token_id)
 
 
+def _untied_head_is_intended(record: logging.LogRecord) -> bool:
+    return "to silence this warning" not in record.getMessage() or "lm_head" not in record.getMessage()
+
+
+def load_t5(name_or_path: str, **kwargs) -> T5ForConditionalGeneration:
+    """``T5ForConditionalGeneration.from_pretrained``, minus a misleading warning for v1.1 checkpoints.
+
+    transformers 5's T5Config sets tie_word_embeddings=True whatever config.json says, so a v1.1
+    checkpoint (its own lm_head, as google/t5-v1_1-* and the demo's T5) loads with a warning that
+    the head will not be tied: that is the correct outcome. Setting the flag False instead would
+    also untie embed_tokens from shared and leave them random, so only that message is dropped.
+    """
+    modeling_logger = logging.getLogger("transformers.modeling_utils")
+    modeling_logger.addFilter(_untied_head_is_intended)
+    try:
+        return T5ForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
+    finally:
+        modeling_logger.removeFilter(_untied_head_is_intended)
+
+
 def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **hub_kwargs):
     """Load a T5 checkpoint and keep only ``(decoder stack, lm_head, config)``, frozen.
 
     The full model is materialised once (that is what ``from_pretrained`` reads) and the
     encoder is dropped immediately, so it holds no memory during training.
     """
-    t5 = T5ForConditionalGeneration.from_pretrained(name_or_path, dtype=dtype, **hub_kwargs)
+    t5 = load_t5(name_or_path, dtype=dtype, **hub_kwargs)
     decoder, lm_head, config = t5.decoder, t5.lm_head, t5.config
     del t5
     for module in (decoder, lm_head):
@@ -388,46 +408,16 @@ class ReadModel(nn.Module):
         return state
 
     def save_head(self, path: str) -> None:
-        from safetensors.torch import save_file
+        """Write ``head_state_dict`` to ``path`` (see :mod:`read_trainer.checkpoint`)."""
+        from .checkpoint import write_head
 
-        state = self.head_state_dict()
-        if state:
-            save_file({k: v.cpu() for k, v in state.items()}, path, metadata={"format": "pt"})
+        write_head(self.head_state_dict(), path)
 
     def load_checkpoint(self, folder: str, head_file: str = "read_head.safetensors") -> None:
         """Restore CLIP and the projection from a checkpoint folder written by ReadTrainer.
 
         Strict on both: a resume that silently loads nothing would train from the base.
         """
-        from safetensors.torch import load_file
-        from transformers.trainer_utils import load_sharded_checkpoint
+        from .checkpoint import load_checkpoint
 
-        head_path = os.path.join(folder, head_file)
-        head = load_file(head_path) if os.path.isfile(head_path) else {}
-        if self.is_peft:
-            # The checkpoint's model.safetensors is the *merged* model; the frozen base is
-            # unchanged since loading, so the adapters are all there is to restore.
-            from peft import set_peft_model_state_dict
-
-            adapter = {k[len("adapter."):]: v for k, v in head.items() if k.startswith("adapter.")}
-            if not adapter:
-                raise FileNotFoundError(f"checkpoint {folder!r} has no adapter weights in {head_file}")
-            result = set_peft_model_state_dict(self.clip, adapter)
-            if getattr(result, "unexpected_keys", None):
-                raise RuntimeError(f"checkpoint {folder!r}: unexpected adapter keys {result.unexpected_keys[:5]}")
-        else:
-            single = os.path.join(folder, "model.safetensors")
-            if os.path.isfile(single):
-                missing, unexpected = self.clip.load_state_dict(load_file(single), strict=False)
-            elif os.path.isfile(os.path.join(folder, "model.safetensors.index.json")):
-                missing, unexpected = load_sharded_checkpoint(self.clip, folder, strict=False)
-            else:
-                raise FileNotFoundError(f"no CLIP weights (model.safetensors) in checkpoint {folder!r}")
-            missing = [k for k in missing if not k.endswith("position_ids")]
-            if missing or unexpected:
-                raise RuntimeError(f"checkpoint {folder!r} does not match the model: missing {missing[:5]}, "
-                                   f"unexpected {list(unexpected)[:5]}")
-        if self.text_to_decoder is not None:
-            if "text_to_decoder.weight" not in head:
-                raise FileNotFoundError(f"checkpoint {folder!r} has no {head_file} (the decoder projection)")
-            self.text_to_decoder.weight.data.copy_(head["text_to_decoder.weight"])
+        load_checkpoint(self, folder, head_file)

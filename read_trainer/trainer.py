@@ -16,93 +16,29 @@ from contextlib import contextmanager
 
 import torch
 from huggingface_hub import HfApi
-from safetensors.torch import save_file
 from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, Trainer, TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from . import losses
+from .checkpoint import (
+    HEAD_WEIGHTS_NAME,
+    TRAINING_ARGS_NAME,
+    clip_state_dict,
+    load_checkpoint_sharded,
+    shardable_logit_scale,
+    write_head,
+)
+from .checkpoint import full_tensor as _full  # the trainer's historical private names
+from .checkpoint import is_sharded as _is_sharded
 from .config import ReadConfig
 from .data.collator import ReadCollator
 from .data.validation import check_dataset
 from .modeling import ReadModel
+from .nonfinite import NonFiniteGuard, assert_finite
+from .output_dir import claim_output_dir, staged_export
+from .publish_files import redact_local_paths
+from .run_record import build_record, check_record, data_fingerprint, resolve_resume, weights_hash, write_record
 from .wise import wise_ft
-
-HEAD_WEIGHTS_NAME = "read_head.safetensors"
-TRAINING_ARGS_NAME = "read_training_args.json"
-
-
-def _full(tensor: torch.Tensor) -> torch.Tensor:
-    """A parameter's whole value. FSDP2 shards parameters as DTensors: assembling one is a
-    collective, so every process must call this, not only the one that writes."""
-    from torch.distributed.tensor import DTensor
-
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
-
-
-def _is_sharded(model: torch.nn.Module) -> bool:
-    from torch.distributed.tensor import DTensor
-
-    return any(isinstance(p, DTensor) for p in model.parameters())
-
-
-def shardable_logit_scale(model: ReadModel) -> None:
-    """Make CLIP's logit scale a 1-element vector: FSDP (1 and 2) cannot shard 0-dim parameters.
-
-    The losses broadcast it either way; ``clip_state_dict`` turns it back into CLIP's
-    scalar for every export and checkpoint, and ``load_checkpoint_sharded`` reads it back.
-    """
-    clip = model.clip.get_base_model() if model.is_peft else model.clip
-    if clip.logit_scale.dim() == 0:
-        clip.logit_scale = torch.nn.Parameter(clip.logit_scale.detach().reshape(1))
-
-
-def clip_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The ``CLIPModel`` part of a full ReadModel state dict (FSDP/DeepSpeed hand one to ``_save``)."""
-    state = {k[len("clip."):]: v for k, v in state_dict.items() if k.startswith("clip.")}
-    if "logit_scale" in state:
-        state["logit_scale"] = state["logit_scale"].reshape(())  # see shardable_logit_scale
-    return state
-
-
-def load_checkpoint_sharded(model: ReadModel, folder: str, head_file: str = HEAD_WEIGHTS_NAME) -> None:
-    """``ReadModel.load_checkpoint`` for a model sharded by FSDP2 (parameters are DTensors).
-
-    ``load_state_dict`` cannot copy full tensors into shards; ``set_model_state_dict`` with
-    a full state dict keeps each process's shard of it. Every process reads the files.
-    As strict as ``load_checkpoint``: a resume that loads nothing would silently train
-    from the base model. The frozen decoder is not in our checkpoints (it comes from its
-    own checkpoint, unchanged by training).
-    """
-    from safetensors.torch import load_file
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-    if model.is_peft:
-        raise NotImplementedError("resuming a LoRA run under FSDP is not supported; use DDP or DeepSpeed")
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.isfile(os.path.join(folder, "model.safetensors")):
-        files = ["model.safetensors"]
-    elif os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            files = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        raise FileNotFoundError(f"no CLIP weights (model.safetensors) in checkpoint {folder!r}")
-    state = {}
-    for name in files:
-        state.update({"clip." + k: v for k, v in load_file(os.path.join(folder, name)).items()})
-    if "clip.logit_scale" in state:  # a scalar in the file, maybe a vector in the model (FSDP)
-        state["clip.logit_scale"] = state["clip.logit_scale"].reshape(model.clip.logit_scale.shape)
-    head_path = os.path.join(folder, head_file)
-    if model.text_to_decoder is not None:
-        if not os.path.isfile(head_path):
-            raise FileNotFoundError(f"checkpoint {folder!r} has no {head_file} (the decoder projection)")
-        state.update(load_file(head_path))
-    result = set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, strict=False))
-    missing = [k for k in result.missing_keys
-               if not k.startswith(("decoder.", "lm_head.")) and not k.endswith("position_ids")]
-    if missing or result.unexpected_keys:
-        raise RuntimeError(f"checkpoint {folder!r} does not match the model: missing {missing[:5]}, "
-                           f"unexpected {list(result.unexpected_keys)[:5]}")
-
 
 class _CollatorEpoch(TrainerCallback):
     """Tells the collator the epoch, so each epoch samples anchors/negatives afresh.
@@ -185,7 +121,15 @@ class ReadTrainer(Trainer):
             args.ddp_find_unused_parameters = getattr(model, "text_to_decoder", None) is not None \
                 and not args.uses_decoder
 
+        # What every checkpoint records and a resume must match (base weights hashed untrained,
+        # on the CPU, before Trainer moves the model).
+        run_record = build_record(args, weights_hash(model.clip),
+                                  data_fingerprint(train_dataset, getattr(data_collator, "caption_column", "captions")))
+
         callbacks = list(callbacks or [])
+        # fp16's GradScaler skips overflowing steps itself; the guard then watches the loss only.
+        self._nonfinite = NonFiniteGuard(args.nonfinite, check_gradients=not args.fp16)
+        callbacks.append(self._nonfinite)
         if isinstance(data_collator, ReadCollator):
             callbacks.append(_CollatorEpoch(data_collator))
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
@@ -200,6 +144,30 @@ class ReadTrainer(Trainer):
         self._saving_checkpoint = False
         # Dataset names for the model card (set by the recipe; hub ids only are linked).
         self.card_datasets: list[str] = []
+        self.run_record = run_record
+
+    # -- training ------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """``Trainer.train`` in a claimed output folder; ``True``/``"last"`` resume the newest
+        complete checkpoint, and any resume is refused when the checkpoint was trained differently."""
+        args: ReadConfig = self.args
+        folder = resolve_resume(resume_from_checkpoint, args.output_dir, weights_only=args.resume_weights_only,
+                                needs_head=self._read_model().text_to_decoder is not None)
+        claim_output_dir(args.output_dir, resuming=folder is not None, overwrite=args.overwrite_output_dir,
+                         is_main_process=args.process_index == 0)
+        if folder is not None:
+            check_record(folder, self.run_record, ignore_mismatch=args.resume_ignore_mismatch)
+        return super().train(resume_from_checkpoint=folder, trial=trial, **kwargs)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        row_ids = inputs.pop("row_ids", None)  # for error messages; the model does not take them
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self._nonfinite.check_loss(loss, self.state.global_step + 1, self._latest_loss_components, row_ids)
+        return loss
+
+    def _latest_loss_components(self) -> dict[str, float]:
+        return {name.split("/", 1)[-1]: float(values[-1]) for name, values in self._metrics["train"].items()
+                if name.startswith("loss/") and values}
 
     # -- data ----------------------------------------------------------------------------
     def _set_signature_columns_if_needed(self):
@@ -229,6 +197,7 @@ class ReadTrainer(Trainer):
         return (total, outputs) if return_outputs else total
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs.pop("row_ids", None)
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             loss = self.compute_loss(model, inputs)
@@ -264,6 +233,8 @@ class ReadTrainer(Trainer):
             super().log(logs, start_time)
             return
         prefix = "eval_" if mode == "eval" else ""
+        if mode == "train":
+            logs.update(self._nonfinite.log_fields())
         for name, values in self._metrics[mode].items():
             if not values:
                 continue
@@ -287,7 +258,6 @@ class ReadTrainer(Trainer):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
-        os.makedirs(output_dir, exist_ok=True)
         model = self._read_model()
         clip_state = None
         if state_dict and not model.is_peft:  # FSDP / DeepSpeed hand us the gathered full state dict
@@ -297,27 +267,41 @@ class ReadTrainer(Trainer):
         if final and self.args.wise_alpha < 1.0:
             clip = wise_ft(CLIPModel.from_pretrained(self.args.model_name_or_path), clip, self.args.wise_alpha)
             clip_state = None
+        # Before any file is written: a diverged model is never saved over a good one.
+        assert_finite(clip_state if clip_state is not None else clip.state_dict(), f"save the model to {output_dir}")
+        os.makedirs(output_dir, exist_ok=True)
+        if final:
+            # The export is written aside and moved into place complete (a kill keeps the old one).
+            with staged_export(output_dir) as staging:
+                self._write_export(model, clip, clip_state, staging, final)
+        else:
+            self._write_export(model, clip, clip_state, output_dir, final)
+
+    def _write_export(self, model: ReadModel, clip: CLIPModel, clip_state, output_dir: str, final: bool) -> None:
         clip.save_pretrained(output_dir, state_dict=clip_state)
         if final and self.args.save_adapter and model.is_peft:
             model.clip.save_pretrained(os.path.join(output_dir, "adapter"))
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         # JSON, with hub tokens redacted by TrainingArguments.to_json_string, instead of
-        # Trainer's pickled training_args.bin (which would carry a token verbatim).
+        # Trainer's pickled training_args.bin (which would carry a token verbatim); local
+        # paths reduced to their last component (they would leak the machine's layout).
         with open(os.path.join(output_dir, TRAINING_ARGS_NAME), "w", encoding="utf-8") as f:
-            f.write(self.args.to_json_string())
+            json.dump(redact_local_paths(json.loads(self.args.to_json_string())), f, indent=2, sort_keys=True)
 
     def _save_checkpoint(self, model, trial):
         # The projection goes in first: Trainer writes trainer_state.json last, so a
         # checkpoint that has it is complete even if the process dies right after.
         # Under FSDP2 it is sharded: every process helps assemble it, the main one writes.
         head = {name: _full(value) for name, value in self._read_model().head_state_dict().items()}
+        # A diverged model is not saved: save_total_limit would otherwise rotate good checkpoints out.
+        trained = ((n, p) for n, p in self._read_model().named_parameters() if p.requires_grad)
+        assert_finite(trained, f"save checkpoint-{self.state.global_step}")
         if self.args.should_save:
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             os.makedirs(folder, exist_ok=True)
-            if head:
-                save_file({k: v.detach().cpu().contiguous() for k, v in head.items()},
-                          os.path.join(folder, HEAD_WEIGHTS_NAME), metadata={"format": "pt"})
+            write_record(folder, self.run_record)
+            write_head(head, os.path.join(folder, HEAD_WEIGHTS_NAME))
         self._saving_checkpoint = True
         try:
             super()._save_checkpoint(model, trial)
@@ -350,7 +334,7 @@ class ReadTrainer(Trainer):
     def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
                     token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
         """Upload the plain CLIPModel, processor and model card to ``hub_model_id`` (nothing else)."""
-        from .hub import HUB_ALLOW_PATTERNS
+        from .publish_files import allowed_files
 
         token = token if token is not None else self.args.hub_token
         if self.hub_model_id is None:
@@ -363,14 +347,14 @@ class ReadTrainer(Trainer):
         return HfApi(token=token).upload_folder(
             repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message,
             revision=revision if revision is not None else self.args.hub_revision,
-            allow_patterns=HUB_ALLOW_PATTERNS, run_as_future=not blocking,
+            allow_patterns=allowed_files(self.args.output_dir), run_as_future=not blocking,
         )
 
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         """``hub_strategy='every_save'``: push the checkpoint's CLIPModel files, never its training state."""
         from transformers.trainer import PushInProgress
 
-        from .hub import HUB_ALLOW_PATTERNS
+        from .publish_files import allowed_files
 
         if not self.is_world_process_zero() or str(self.args.hub_strategy).split(".")[-1].lower() == "end":
             return
@@ -379,7 +363,7 @@ class ReadTrainer(Trainer):
         job = HfApi(token=self.args.hub_token).upload_folder(
             repo_id=self.hub_model_id, folder_path=checkpoint_folder,
             commit_message=f"Training in progress, step {self.state.global_step}", revision=self.args.hub_revision,
-            allow_patterns=[p for p in HUB_ALLOW_PATTERNS if p != "README.md"], run_as_future=True,
+            allow_patterns=allowed_files(checkpoint_folder, include_card=False), run_as_future=True,
         )
         self.push_in_progress = PushInProgress([job])
 

@@ -47,7 +47,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from read_trainer.cli import parse_args_with_config  # noqa: E402
 from read_trainer.config import ReadConfig  # noqa: E402
-from read_trainer.world_demo import DemoArguments, Stopwatch  # noqa: E402
+from read_trainer.demo.pipeline import DemoArguments, Stopwatch  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo_world.yaml")
 VARIANTS = ("base", "NegCLIP", "+reconstruction", "+alignment", "READ", "READ, reference alignment")
@@ -97,7 +97,7 @@ def run_name(variant: str, seed: int) -> str:
 def run_key(config: ReadConfig, params: dict) -> str:
     """A hash of everything that changes a run's result: the training config, the world, the base models."""
     keep = {k: v for k, v in config.to_dict().items()
-            if k not in ("output_dir", "logging_dir", "disable_tqdm", "run_name")}
+            if k not in ("output_dir", "logging_dir", "disable_tqdm", "run_name", "overwrite_output_dir")}
     blob = json.dumps({"config": keep, "world": params}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -107,7 +107,8 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
     """Fine-tune one (variant, seed) and score it, or load the saved result of an identical run."""
     import shutil
 
-    from read_trainer.world_demo import accuracy_table, evaluate_clip, finetune
+    from read_trainer.demo.pipeline import finetune
+    from read_trainer.demo.report import accuracy_table, evaluate_clip
 
     settings = variant_settings(variant, config)
     # A copy with attributes set, not dataclasses.replace: that would re-run TrainingArguments'
@@ -115,7 +116,7 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
     run_config = copy.deepcopy(config)
     updates = dict(settings, seed=seed, model_name_or_path=str(prepared.base.clip),
                    decoder_name_or_path=str(prepared.base.t5), output_dir=str(out / "models" / run_name(variant, seed)),
-                   disable_tqdm=not demo.progress)
+                   disable_tqdm=not demo.progress, overwrite_output_dir=True)  # a run cut short is redone
     for name, value in updates.items():
         setattr(run_config, name, value)
     saved = out / "runs" / f"{run_name(variant, seed)}-{run_key(run_config, prepared.world_params)}.json"
@@ -141,8 +142,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from read_trainer.evaluation.world import load_world_benchmarks
-    from read_trainer.world_demo import accuracy_table, evaluate_clip, prepare, write_json
+    from read_trainer.demo.benchmark import load_world_benchmarks
+    from read_trainer.demo.pipeline import prepare
+    from read_trainer.demo.report import accuracy_table, evaluate_clip, write_json
 
     ablation, demo, config = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING)
@@ -219,7 +221,7 @@ def compare(summary: dict, better: str, worse: str) -> dict:
 
 
 # Why the demo's recipe is not the reference's, in one place (details: recipes/demo_world.yaml,
-# read_trainer/world_models.py, read_trainer/world_demo.py).
+# read_trainer/demo/base_models.py, read_trainer/demo/pipeline.py).
 DEVIATIONS = [
     "- **learning rate 5e-4, 500 steps** (reference: 1e-5, 5 epochs of COCO): the base was pretrained "
     "from scratch at 1e-3 for a minute; at 1e-4 / 150 steps fine-tuning moved swap accuracy by 2 points.",
@@ -241,7 +243,7 @@ def _cell(value: list) -> str:
 
 def format_markdown(summary: dict, comparison: dict, config: ReadConfig, seeds: list[int], command: str,
                     prepared) -> str:
-    from read_trainer.evaluation.world import KIND_TITLES, KINDS, WORLD_CATEGORIES
+    from read_trainer.demo.benchmark import KIND_TITLES, KINDS, WORLD_CATEGORIES
 
     variants = [v for v in VARIANTS if v in summary]
     lines = [

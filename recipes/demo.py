@@ -5,8 +5,8 @@
 
 Steps, each cached or timed:
 
-1. build the synthetic world (``read_trainer.data.world``; cached under ``--cache``);
-2. the base models (``read_trainer.world_models``): a tiny CLIP pretrained with the plain
+1. build the synthetic world (``read_trainer.demo.dataset``; cached under ``--cache``);
+2. the base models (``read_trainer.demo.base_models``): a tiny CLIP pretrained with the plain
    CLIP loss on the world's train split, and a tiny T5 paraphraser; cached, then loaded
    with ``from_pretrained(path)`` like hub checkpoints;
 3. READ fine-tuning with ``ReadTrainer`` (hard negatives from the package's generator,
@@ -33,7 +33,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from read_trainer.cli import parse_args_with_config  # noqa: E402
 from read_trainer.config import ReadConfig  # noqa: E402
-from read_trainer.world_demo import DemoArguments, Stopwatch  # noqa: E402
+from read_trainer.demo.pipeline import DemoArguments, Stopwatch  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo_world.yaml")
 
@@ -46,10 +46,11 @@ def parse(argv: list[str]) -> tuple[DemoArguments, ReadConfig]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from read_trainer.evaluation.world import load_world_benchmarks
-    from read_trainer.world_demo import (
-        accuracy_table, bag_of_words_check, evaluate_clip, finetune, format_comparison, plot_comparison,
-        prepare, wins_per_category, write_json,
+    from read_trainer.demo.benchmark import load_world_benchmarks
+    from read_trainer.demo.pipeline import finetune, prepare
+    from read_trainer.demo.report import (
+        accuracy_table, bag_of_words_check, evaluate_clip, format_comparison, plot_accuracy_tables, wins_per_category,
+        write_json,
     )
 
     demo, config = parse(sys.argv[1:] if argv is None else argv)
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     began = time.perf_counter()
     config.model_name_or_path, config.decoder_name_or_path = str(base.clip), str(base.t5)
     config.output_dir = str(out / "read-clip")
+    config.overwrite_output_dir = True  # each demo run replaces the previous demo's model
     config.disable_tqdm = not demo.progress
     exported = finetune(world["train"], config)
     watch.stage("READ fine-tuning", began)
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = format_comparison(tables)
     write_json(out / "results.json", payload)
     (out / "results.md").write_text(table + "\n", encoding="utf-8")
-    plot_comparison(tables, out / "chart.png")
+    plot_accuracy_tables(tables, out / "chart.png")
 
     print("\nREAD on the synthetic world (accuracy %, ties count as wrong; macro = mean over categories)\n")
     print(table)
@@ -96,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"READ beats base: {checks['read_beats_base']['summary']}")
     print(f"\nresults: {out / 'results.json'}, {out / 'results.md'}, chart: {out / 'chart.png'}")
     print(f"exported CLIPModel: {exported}  (CLIPModel.from_pretrained({str(exported)!r}))")
+    print(f"base models: CLIP {base.clip}, T5 {base.t5}  (to fine-tune them on your own photos: "
+          f"README, 'Train on your own photos')")
     print(f"total wall time: {watch.total:.0f}s")
     return payload
 

@@ -12,7 +12,10 @@ change the output.
 
 Without ``--fill_shortfall`` a caption that allows fewer than K negatives keeps fewer
 (the training collator tops it up from its batch); with it, the shortfall is filled
-here from other rows of the same map batch (category ``batch_fill``).
+here from other rows of the same map batch (category ``batch_fill``). A negatives list
+is never empty: a caption with nothing to swap or replace ("Hello.") always gets one
+``batch_fill`` negative, a negative or caption of another row of its batch; when its
+batch holds no other row to borrow from, the run stops naming the row.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import datasets
 
+from read_trainer.cli import run_recipe
 from read_trainer.data.negatives import (
     BACKENDS,
     CATEGORIES,
@@ -33,12 +37,14 @@ from read_trainer.data.negatives import (
     fill_shortfall,
     format_report,
 )
+from read_trainer.resolve import resolve_id
 
 BATCH_FILL = "batch_fill"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--input", required=True, nargs="+",
                         help="JSONL/JSON file(s), a save_to_disk folder, or a hub dataset id.")
     parser.add_argument("--output", required=True,
@@ -88,6 +94,7 @@ def load_input(inputs: list[str], config: str | None, split: str | None):
         return datasets.Dataset.from_list(rows)
     if len(inputs) > 1:
         raise ValueError("give a single hub dataset id")
+    resolve_id(inputs[0], "dataset")  # a missing file or an unreachable id fails now, in one line
     return datasets.load_dataset(inputs[0], config, split=split or "train")
 
 
@@ -130,13 +137,19 @@ class NegativeMapper:
         generated = [self.generator.generate(caption, self.k) for caption in flat]
         texts = [[n.text for n in negs] for negs in generated]
         categories = [[n.category for n in negs] for negs in generated]
-        if self.fill and flat:
-            # Captions of one row describe one image: they must not fill each other.
+        if flat and (self.fill or not all(texts)):
+            # Captions of one row describe one image: they must not fill each other. Without
+            # --fill_shortfall only empty lists are filled, to one negative: an empty list
+            # would leave that anchor without a hard negative in every batch.
             rng = caption_rng(self.seed, "batch-fill:" + flat[0])
-            filled = fill_shortfall(texts, flat, self.k, rng, groups=owners)
+            filled = fill_shortfall(texts, flat, self.k if self.fill else 1, rng, groups=owners)
             for own_categories, before, after in zip(categories, texts, filled):
                 own_categories.extend([BATCH_FILL] * (len(after) - len(before)))
             texts = filled
+        for caption, negatives, owner in zip(flat, texts, owners):
+            if not negatives:
+                raise ValueError(f"row {indices[owner]}: caption {caption!r} allows no hard negative and its batch "
+                                 f"has no other row to borrow one from; add rows or raise --batch_size")
         return {
             "negatives": _regroup(texts, owners, values),
             "negative_categories": _regroup(categories, owners, values),
@@ -234,4 +247,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_recipe(main))

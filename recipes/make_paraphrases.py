@@ -5,6 +5,14 @@
 
 Any seq2seq or causal-LM checkpoint works (a hub id or a local folder). The data flags are
 run_read.py's, so the captions come from the same source the training run will read.
+
+Offline: fetch the model once on a connected machine into a folder and pass that folder,
+
+    hf download google/flan-t5-large --local-dir models/flan-t5-large
+    python recipes/make_paraphrases.py --model models/flan-t5-large ...
+
+(or set HF_HUB_OFFLINE=1 with the model in the Hugging Face cache). An id that is neither
+a folder, cached, nor reachable on the Hub stops the run at once with one ``error:`` line.
 """
 
 from __future__ import annotations
@@ -12,12 +20,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from read_trainer.cli import parse_args_with_config
+from read_trainer.cli import parse_args_with_config, run_recipe
 from read_trainer.data.collator import as_text_list
 from read_trainer.data.loading import DataArguments, load_read_datasets
 from read_trainer.data.paraphrases import (
     DEFAULT_TEMPLATE, ParaphraseFilter, generate_paraphrases, load_generator, write_sidecar,
 )
+from read_trainer.resolve import resolve_id
 
 
 @dataclass
@@ -39,6 +48,7 @@ class ParaphraseArguments:
 def main(argv=None) -> dict:
     data_args, args = parse_args_with_config((DataArguments, ParaphraseArguments), argv)
     data_args.skip_scan = True
+    resolve_id(args.model, "model")  # before reading any caption: an unreachable id fails in seconds
     train, _ = load_read_datasets(data_args)
     captions = list(dict.fromkeys(c for value in train["captions"] for c in as_text_list(value)))
     model, tokenizer, is_seq2seq = load_generator(args.model, device=args.device)
@@ -54,4 +64,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main))

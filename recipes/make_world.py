@@ -16,7 +16,7 @@ import argparse
 import collections
 import time
 
-from read_trainer.data.world import SPLITS, build_world, export_world_imagefolder, world_cache_path, world_params
+from read_trainer.demo.dataset import SPLITS, build_world, export_world_imagefolder, world_cache_path, world_params
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

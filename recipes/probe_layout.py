@@ -25,7 +25,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from transformers import CLIPModel, CLIPProcessor  # noqa: E402
 
-from read_trainer.data.world import build_world  # noqa: E402
+from read_trainer.demo.dataset import build_world  # noqa: E402
 
 
 def layout_features(model_path: str, split, limit: int, batch_size: int = 256):

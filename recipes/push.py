@@ -16,6 +16,7 @@ from pathlib import Path
 from transformers import CLIPModel
 
 from read_trainer.hub import build_model_card, read_training_args, upload_folder
+from read_trainer.nonfinite import assert_finite_folder
 
 
 def main(argv=None):
@@ -36,6 +37,7 @@ def main(argv=None):
     if json.loads(config_file.read_text()).get("architectures") != ["CLIPModel"]:
         raise ValueError(f"{folder} does not hold a plain CLIPModel")
     CLIPModel.from_pretrained(folder)  # refuse to publish what cannot be loaded
+    assert_finite_folder(str(folder))  # ... or a diverged (NaN/inf) model; before the card is written
 
     training_args = read_training_args(folder)
     eval_results, table = None, None

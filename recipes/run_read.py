@@ -5,6 +5,7 @@
 
 Every ReadConfig / TrainingArguments / DataArguments field is a flag and a YAML key;
 flags override the YAML. The result in ``--output_dir`` is a plain CLIPModel + CLIPProcessor.
+A mistake in the flags or files ends with one ``error:`` line; ``--debug`` keeps the traceback.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ if "PYTORCH_ALLOC_CONF" not in os.environ and "PYTORCH_CUDA_ALLOC_CONF" not in o
 
 from transformers import CLIPProcessor  # noqa: E402
 
-from read_trainer.cli import parse_args_with_config, run_read_argument_types  # noqa: E402
+from read_trainer.cli import parse_args_with_config, run_read_argument_types, run_recipe  # noqa: E402
 from read_trainer.data.loading import load_read_datasets, negative_generator_for  # noqa: E402
 from read_trainer.data.scan import scan_dataset  # noqa: E402
+from read_trainer.evaluation.bundled import default_data_root  # noqa: E402
 from read_trainer.evaluation.callback import CompositionalEvalCallback  # noqa: E402
 from read_trainer.evaluation.report import write_results_json  # noqa: E402
 from read_trainer.evaluation.suite import load_suite  # noqa: E402
+from read_trainer.output_dir import claim_output_dir  # noqa: E402
+from read_trainer.run_record import check_resume_settings  # noqa: E402
+from read_trainer.integrations import check_report_to  # noqa: E402
+from read_trainer.resolve import resolve_run_ids  # noqa: E402
 from read_trainer.trainer import ReadTrainer  # noqa: E402
 
 logger = logging.getLogger("run_read")
@@ -37,6 +43,14 @@ def main(argv=None) -> str:
     data_args, config, bench_args = parse_args_with_config(run_read_argument_types(), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if config.should_log else logging.WARNING)
+    # Every missing piece is reported now, in one line, not after the scan and the model load:
+    # the loggers, a resume that matches its checkpoint (read from disk only), every model and
+    # dataset id; then the output folder is claimed, before anything is written.
+    check_report_to(config.report_to)
+    check_resume_settings(config)
+    resolve_run_ids(config, data_args)
+    claim_output_dir(config.output_dir, resuming=config.resume_requested, overwrite=config.overwrite_output_dir,
+                     is_main_process=config.process_index == 0)
     train_dataset, eval_dataset = load_read_datasets(data_args)
     processor = CLIPProcessor.from_pretrained(config.model_name_or_path)
     if not data_args.skip_scan:
@@ -59,9 +73,9 @@ def main(argv=None) -> str:
     trainer.card_datasets = [d for d in (data_args.dataset_name,) if d]
     benchmarks = None
     if bench_args.names():
-        if bench_args.benchmark_data_root is None:
-            raise ValueError("--benchmarks needs --benchmark_data_root")
-        tasks = load_suite(bench_args.names(), bench_args.benchmark_data_root, bench_args.image_roots(),
+        # No folder given: the annotation files shipped with the package.
+        data_root = default_data_root(bench_args.benchmark_data_root, bench_args.names())
+        tasks = load_suite(bench_args.names(), data_root, bench_args.image_roots(),
                            limit=bench_args.benchmark_limit)
         benchmarks = CompositionalEvalCallback(tasks, processor, eval_steps=bench_args.benchmark_steps,
                                                batch_size=bench_args.benchmark_batch_size).attach(trainer)
@@ -83,4 +97,4 @@ def main(argv=None) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main))

@@ -54,7 +54,7 @@ def make_rows(n: int, negatives: bool = True, paraphrases: bool = False) -> list
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """(clip_dir, t5_dir): tiny CLIPModel and T5 v1.1-style checkpoints loadable by path."""
-    from read_trainer.model_kit import write_tiny_models
+    from read_trainer.demo.tiny_models import write_tiny_models
 
     corpus = CORPUS + [f"in short {c}" for c in CORPUS]
     return tuple(str(p) for p in write_tiny_models(tmp_path_factory.mktemp("models"), corpus=corpus))

@@ -71,3 +71,12 @@ def test_loading_maps_columns_and_names_missing_ones(tmp_path):
         load_read_datasets(DataArguments(dataset_name=str(folder), caption_column="caption"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_read_datasets(DataArguments(dataset_name=str(tmp_path / "nope")))
+
+
+def test_per_caption_negative_problems_are_named_before_training(tiny_models, tmp_path):
+    rows = make_rows(4)
+    rows[3]["negatives"] = ["a blue cube to the left of a red sphere"]  # one flat list for several captions
+    rows[1]["captions"] = rows[1]["captions"] + [""]  # blank caption: its per-caption list goes missing
+    with pytest.raises(BadRowError, match=r"2 row\(s\).*row 1 \(negatives lists do not match the captions: "
+                                          r"2 lists for 3 captions.*row 3 \(ambiguous negatives"):
+        ReadTrainer(args=_args(tiny_models, tmp_path), train_dataset=rows)

@@ -148,3 +148,44 @@ def test_negative_generator_is_used_when_rows_have_none(collator):
     texts = _decode(collator, batch["input_ids"])
     assert calls == texts[:2]
     assert texts[2].startswith(("not ", "never ", "hardly ", "barely "))
+
+
+def _anchor_negatives_paraphrase(collator, row, epoch):
+    at_epoch = copy.copy(collator)
+    at_epoch.epoch = epoch
+    texts = _decode(collator, at_epoch([row])["input_ids"])
+    k = collator.num_hard_negatives
+    return texts[0], texts[1: 1 + k], texts[1 + k]
+
+
+def test_blank_or_none_caption_keeps_per_caption_lists_on_their_own_caption(collator):
+    """A caption dropped as blank takes its own paraphrases and negatives with it."""
+    first, second = CAPTIONS[0][0], CAPTIONS[0][2]
+    row = {
+        "row_id": 0, "image": random_image(0),
+        "captions": [first, None, "   ", second],
+        "paraphrases": [[f"in short {first}"], [f"in short {CAPTIONS[1][0]}"], [f"in short {CAPTIONS[2][0]}"],
+                        [f"in short {second}"]],
+        "negatives": [NEGATIVES[0][0], NEGATIVES[1][0], NEGATIVES[2][0], NEGATIVES[0][2]],
+    }
+    own = {first: NEGATIVES[0][0], second: NEGATIVES[0][2]}
+    anchors = set()
+    for epoch in range(12):
+        anchor, negatives, paraphrase = _anchor_negatives_paraphrase(collator, row, epoch)
+        caption = {c.lower(): c for c in own}[anchor]
+        anchors.add(caption)
+        assert paraphrase == f"in short {caption}".lower()
+        assert set(negatives) <= {n.lower() for n in own[caption]}
+    assert anchors == {first, second}
+
+
+def test_a_string_in_per_caption_paraphrases_is_one_paraphrase(collator):
+    first, second = CAPTIONS[1]
+    row = {"row_id": 1, "image": random_image(1), "captions": [first, second], "negatives": NEGATIVES[1],
+           "paraphrases": [f"in short {first}", [f"in short {second}"]]}
+    seen = set()
+    for epoch in range(12):
+        anchor, _, paraphrase = _anchor_negatives_paraphrase(collator, row, epoch)
+        assert paraphrase == f"in short {anchor}"
+        seen.add(anchor)
+    assert len(seen) == 2

@@ -48,7 +48,7 @@ def test_cli_overrides_yaml_and_defaults_are_the_reference(tmp_path):
 def test_unknown_yaml_key_is_an_error(tmp_path):
     yaml_file = tmp_path / "typo.yaml"
     yaml_file.write_text("reconstruction_weigth: 0.2\n")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['reconstruction_weigth'\]"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) 'reconstruction_weigth' \(did you mean 'reconstruction_weight'\?\)"):
         parse_args_with_config((DataArguments, ReadConfig), ["--config", str(yaml_file)])
     with pytest.raises(FileNotFoundError):
         parse_args_with_config((DataArguments, ReadConfig), ["--config", str(tmp_path / "missing.yaml")])

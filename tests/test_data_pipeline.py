@@ -4,6 +4,7 @@ import json
 
 import datasets
 import pytest
+from PIL import Image
 
 from read_trainer.data.collator import BadRowError
 from read_trainer.data.loading import DataArguments, load_read_datasets
@@ -139,3 +140,66 @@ def test_run_read_generates_negatives_when_the_data_has_none(tiny_models, tmp_pa
     assert negative_generator_for(DataArguments(), with_column, 3, 0) is None
     assert negative_generator_for(DataArguments(hard_negatives="generate"), with_column, 3, 0) is not None
     assert negative_generator_for(DataArguments(), with_column.remove_columns("negatives"), 0, 0) is None
+
+
+def test_scan_checks_per_caption_lists_against_the_kept_captions(tmp_path):
+    good = tmp_path / "good.png"
+    random_image(3).save(good)
+    aligned = datasets.Dataset.from_list([
+        # The blank and the None caption are dropped with their lists: the row is usable.
+        {"image": str(good), "captions": ["a red cube", None, " ", "a blue ball"],
+         "negatives": [["a blue cube"], ["x"], ["y"], ["a red ball"]]},
+        # Lists align with the captions as given (blank ones included): 2 lists for 3 captions is wrong.
+        {"image": str(good), "captions": ["a red cube", "", "a blue ball"], "negatives": [["a blue cube"], ["z"]]},
+    ])
+    kept, report = scan_dataset(aligned, policy="skip", report_file=str(tmp_path / "a.jsonl"))
+    assert kept["row_id"] == [0]
+    assert report.examples == [{"row_id": 1, "problems": [
+        "negatives lists do not match the captions: 2 lists for 3 captions "
+        "(blank ones included; lists align with captions by position)"]}]
+    # A flat negatives list cannot say which caption it contradicts: found now, not when its batch comes up.
+    flat = datasets.Dataset.from_list([
+        {"image": str(good), "captions": ["a red cube"], "negatives": ["a blue cube"]},
+        {"image": str(good), "captions": ["a red cube", "a cube"], "negatives": ["a blue cube", "a ball"]},
+    ])
+    with pytest.raises(BadRowError, match=r"row 1: ambiguous negatives: one flat list for 2 captions"):
+        scan_dataset(flat)
+
+
+def test_scan_names_undecodable_images_and_texts_under_both_policies(tmp_path, monkeypatch):
+    small, big = tmp_path / "small.png", tmp_path / "bomb.png"
+    random_image(4, size=8).save(small)
+    Image.new("L", (64, 64)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the bomb has 4,096 pixels, over twice the limit
+    dataset = datasets.Dataset.from_list([
+        {"image": str(small), "captions": [b"a red cube"]},
+        {"image": str(big), "captions": [b"a blue cube"]},
+        {"image": str(small), "captions": [b"a green \xff\xfe cube"]},
+    ])
+    kept, report = scan_dataset(dataset, policy="skip", report_file=str(tmp_path / "r.jsonl"))
+    assert kept["row_id"] == [0]
+    assert report.problems == {"image too large": 1, "invalid text": 1}
+    assert "bomb.png" in report.examples[0]["problems"][0] and "not valid UTF-8" in report.examples[1]["problems"][0]
+    with pytest.raises(BadRowError, match=r"row 1: image too large(.|\n)*row 2: invalid text"):
+        scan_dataset(dataset)
+
+
+def test_invalid_utf8_in_a_data_file_is_a_named_bad_row(tmp_path):
+    random_image(5).save(tmp_path / "a.png")
+    lines = [json.dumps({"image": "a.png", "captions": [c]}).encode() for c in ("a red cube", "a BAD cube", "a ball")]
+    lines[1] = lines[1].replace(b"BAD", b"\xff\xfe")
+    (tmp_path / "train.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    train, _ = load_read_datasets(DataArguments(train_file=str(tmp_path / "train.jsonl")))
+    assert train["row_id"] == [0, 1, 2] and train[0]["image"] == str(tmp_path / "a.png")
+    kept, report = scan_dataset(train, policy="skip", report_file=str(tmp_path / "r.jsonl"))
+    assert kept["row_id"] == [0, 2] and report.problems == {"invalid text": 1}
+    with pytest.raises(BadRowError, match=r"row 1: invalid text: 'captions' entry 0 holds U\+FFFD"):
+        scan_dataset(train)
+
+
+def test_paraphrase_sidecar_keeps_blank_and_missing_captions_in_place(tmp_path):
+    from read_trainer.data.paraphrases import attach_paraphrases
+
+    dataset = datasets.Dataset.from_dict({"captions": [["a red cube", None, "", "a blue ball"]]})
+    attached = attach_paraphrases(dataset, {"a red cube": ["red p"], "a blue ball": ["blue p"]}, "sidecar")
+    assert attached[0]["paraphrases"] == [["red p"], [], [], ["blue p"]]

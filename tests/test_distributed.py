@@ -238,8 +238,8 @@ def _fsdp_worker(clip_dir: str, t5_dir: str, out: str) -> None:
     from transformers import CLIPModel
 
     from read_trainer.modeling import ReadModel
-    from read_trainer.trainer import (HEAD_WEIGHTS_NAME, _full, _is_sharded, clip_state_dict, load_checkpoint_sharded,
-                                      shardable_logit_scale)
+    from read_trainer.checkpoint import (HEAD_WEIGHTS_NAME, clip_state_dict, full_tensor, is_sharded,
+                                         load_checkpoint_sharded, shardable_logit_scale)
 
     dist.init_process_group("gloo")
     rank = dist.get_rank()
@@ -262,7 +262,7 @@ def _fsdp_worker(clip_dir: str, t5_dir: str, out: str) -> None:
         if type(module).__name__ in ("CLIPEncoderLayer", "T5Block"):
             fully_shard(module)
     fully_shard(model)
-    sharded = _is_sharded(model)
+    sharded = is_sharded(model)
     load_checkpoint_sharded(model, folder)
     # One forward/backward through the shards (bf16 frozen decoder beside fp32 CLIP).
     output = model(pixel_values=torch.randn(2, 3, 32, 32), input_ids=torch.randint(1, 100, (4, 6)),
@@ -270,7 +270,7 @@ def _fsdp_worker(clip_dir: str, t5_dir: str, out: str) -> None:
     (output.reconstruction_loss + output.anchors.sum() + output.paraphrases.sum() + output.image_embeds.sum()
      + output.logit_scale.sum()).backward()
     trained_step = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    head = {k: _full(v) for k, v in model.head_state_dict().items()}  # collective, as in _save_checkpoint
+    head = {k: full_tensor(v) for k, v in model.head_state_dict().items()}  # collective, as in _save_checkpoint
     full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if rank == 0:
         expected = {k: v for k, v in trained.state_dict().items() if not k.startswith(("decoder.", "lm_head."))}

@@ -1,5 +1,5 @@
 """Loaders: the real SugarCrepe / SugarCrepe++ / VALSE annotation files (with stand-in images made
-here), and hand-written files in the official formats of the benchmarks not shipped in shared/."""
+here), and hand-written files in the official formats of the benchmarks not shipped with the package."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 from PIL import Image
 
 from read_trainer.evaluation.aro import load_aro_order, load_aro_vg_attribution, load_aro_vg_relation, pre_caption
+from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.evaluation.crepe import load_crepe
 from read_trainer.evaluation.embedding import load_image
-from read_trainer.evaluation.hub import load_choice_from_hub, load_winoground_from_hub
+from read_trainer.evaluation.hub_datasets import load_choice_from_hub, load_winoground_from_hub
 from read_trainer.evaluation.items import BenchmarkDataError
-from read_trainer.evaluation.retrieval import load_karpathy
+from read_trainer.evaluation.retrieval import load_karpathy_retrieval
 from read_trainer.evaluation.suite import expand_names, load_named
 from read_trainer.evaluation.sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
 from read_trainer.evaluation.valse import load_valse
@@ -23,8 +24,8 @@ from read_trainer.evaluation.whatsup import load_whatsup
 from read_trainer.evaluation.winoground import load_winoground
 from read_trainer.evaluation.zeroshot import load_imagefolder
 
-# shared/ sits beside the repository (here and in CI's fresh clone).
-BENCHDATA = Path(__file__).resolve().parents[2] / "shared" / "benchdata"
+# The SugarCrepe / SugarCrepe++ / VALSE annotations shipped inside the package.
+BENCHDATA = bundled_data_root()
 
 SUGARCREPE_COUNTS = {"add_att": 692, "add_obj": 2062, "replace_att": 788, "replace_obj": 1652,
                      "replace_rel": 1406, "swap_att": 666, "swap_obj": 245}
@@ -202,7 +203,7 @@ def test_karpathy_retrieval_split_and_paths(tmp_path):
         {"filepath": "val2014", "filename": "c.jpg", "split": "test", "sentences": [{"raw": "a car"}]}]}
     (tmp_path / "dataset_coco.json").write_text(json.dumps(doc))
     write_images(tmp_path / "img", ["val2014/a.jpg", "val2014/c.jpg"])
-    task = load_karpathy(tmp_path / "dataset_coco.json", tmp_path / "img")
+    task = load_karpathy_retrieval(tmp_path / "dataset_coco.json", tmp_path / "img")
     assert task.captions == ["a cat", "a pet", "a car"] and task.owners == [0, 0, 1]
     assert task.image_refs[1].path == str(tmp_path / "img" / "val2014" / "c.jpg")
 
@@ -222,7 +223,7 @@ def test_suite_names():
     assert expand_names(["sugarcrepe", "paper"])[0] == "sugarcrepe" and len(expand_names(["all"])) == 14
     with pytest.raises(ValueError, match="unknown benchmark"):
         expand_names(["sugercrepe"])
-    assert len(load_named("sugarcrepe_pp_tot", BENCHDATA)) == 4757  # the shared/benchdata layout works as is
+    assert len(load_named("sugarcrepe_pp_tot", BENCHDATA)) == 4757  # the bundled layout works as is
 
 
 def test_hub_loaders_through_a_local_parquet_folder(tmp_path):

@@ -13,7 +13,7 @@ import torch
 from read_trainer.evaluation import rules
 from read_trainer.evaluation.embedding import ClipEmbedder, unwrap_clip
 from read_trainer.evaluation.items import Benchmark, Item
-from read_trainer.evaluation.naive import decide_one_at_a_time
+from read_trainer.evaluation.one_at_a_time import decide_one_at_a_time
 from read_trainer.evaluation.suite import run_suite
 from read_trainer.evaluation.sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
 from read_trainer.evaluation.valse import load_valse
@@ -33,7 +33,7 @@ def _corpus() -> list[str]:
 @pytest.fixture(scope="module")
 def clip_dirs(tmp_path_factory):
     """Two tiny CLIP checkpoints (different seeds), loadable with from_pretrained(path)."""
-    from read_trainer.model_kit import TinyClipSpec, write_tiny_clip
+    from read_trainer.demo.tiny_models import TinyClipSpec, write_tiny_clip
 
     root = tmp_path_factory.mktemp("eval_clips")
     corpus = _corpus()

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import load_recipe
 from read_trainer.data import lexicon as lx
+from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.data.negatives import (
     CATEGORIES,
     SWAP_CATEGORIES,
@@ -30,7 +31,7 @@ from read_trainer.data.negatives import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHDATA = REPO.parent / "shared" / "benchdata"
+BENCHDATA = bundled_data_root()
 
 CAPTIONS = [
     "A child holds a spoon and looks at a cupcake.",
@@ -293,11 +294,23 @@ def test_make_negatives_cli(tmp_path, capsys):
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in written] == list(range(5))
     generator = HardNegativeGenerator(seed=5)
-    for row in written:
+    for row in written[:4]:
         assert row["negatives"] == generator(row["text"], 3)
         assert len(row["negative_categories"]) == len(row["negatives"])
+    # "Hello." allows no negative: never an empty list, one borrowed from another row instead.
+    assert generator("Hello.", 3) == []
+    (borrowed,) = written[4]["negatives"]
+    assert written[4]["negative_categories"] == ["batch_fill"]
+    assert borrowed in {t for r in written[:4] for t in r["negatives"]} | {r["text"] for r in written[:4]}
     report = capsys.readouterr().out
     assert "negatives by category" in report and "shortfall: 1 captions missing 3 negatives" in report
+
+    # Nothing to borrow from: the run stops, naming the row.
+    alone = tmp_path / "alone.jsonl"
+    alone.write_text(json.dumps({"text": "Hello."}))
+    with pytest.raises(ValueError, match=r"row 0: caption 'Hello\.' allows no hard negative"):
+        make_negatives.main(["--input", str(alone), "--output", str(tmp_path / "alone_out.jsonl"),
+                             "--caption_column", "text"])
 
     # List captions and the batch-level fill of the shortfall.
     listed = tmp_path / "listed.jsonl"

@@ -1,4 +1,5 @@
-"""Both notebooks execute top to bottom (small sizes injected into their parameters cell)."""
+"""Both notebooks execute top to bottom, in a working directory that is not the checkout (small sizes
+injected into their parameters cell; evaluate_and_publish on its defaults otherwise)."""
 
 import json
 import os
@@ -8,8 +9,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from read_trainer.evaluation.bundled import bundled_data_root
+
 REPO = Path(__file__).resolve().parents[1]
-BENCHDATA = REPO.parent / "shared" / "benchdata"
+BENCHDATA = bundled_data_root()
 
 
 def _run(name: str, parameters: str, cwd: Path) -> nbformat.NotebookNode:
@@ -51,14 +54,19 @@ def test_quickstart_trains_evaluates_plots_and_skips_publishing(quickstart):
     text = _outputs(notebook)
     assert "HF_TOKEN not set: skipping push_to_hub" in text
     assert "image/png" in text and "SugarCrepe++-style TOT" in text
+    assert "base models (start your own fine-tuning from these folders): CLIP " in text
 
 
 def test_evaluate_and_publish_runs_on_the_quickstart_export(quickstart):
     cwd, _ = quickstart
+    assert not (cwd / "setup.cfg").exists() and REPO not in cwd.parents  # not the checkout
     export = cwd / "outputs" / "quickstart" / "read-clip"
     base = json.loads((export / "read_training_args.json").read_text())["model_name_or_path"]
-    notebook = _run("evaluate_and_publish.ipynb", f"BASE = {base!r}\nFINETUNED = {str(export)!r}\n"
-                    f"DATA_ROOT = {str(BENCHDATA)!r}\nLIMIT = 4\nALPHAS = [0.0, 1.0]\n", cwd)
+    # Defaults: the quickstart's export in this folder, the base it records, the shipped annotations.
+    notebook = _run("evaluate_and_publish.ipynb", "LIMIT = 4\nALPHAS = [0.0, 1.0]\n", cwd)
     text = _outputs(notebook)
+    assert f"base: {base}" in text and f"annotations: {BENCHDATA}" in text
     assert "SugarCrepe++ TOT" in text and "HF_TOKEN not set: skipping the upload" in text
     assert "pipeline_tag: zero-shot-image-classification" in text
+    # The demo tokenizer knows the world's words only: evaluating on real captions says so.
+    assert "of the benchmark's words are not whole tokens" in text

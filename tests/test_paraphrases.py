@@ -75,3 +75,28 @@ def test_missing_placeholder_in_template_is_an_error(tiny_models, captions_file,
     with pytest.raises(ValueError, match=r"\{caption\}"):
         make_paraphrases.main(["--model", tiny_models[1], "--train_file", str(captions_file), "--image_column",
                                "file_name", "--output", str(tmp_path / "x.jsonl"), "--template", "paraphrase this"])
+
+
+def test_sidecar_lines_must_be_caption_and_paraphrase_list_and_errors_name_file_and_line(tmp_path):
+    from read_trainer.data.paraphrases import load_paraphrase_file
+
+    good = json.dumps({"caption": "a red cube ", "paraphrases": ["a cube that is red", " "]})
+    path = tmp_path / "para.jsonl"
+    path.write_text(good + "\n\n" + json.dumps({"caption": "a red cube", "paraphrases": ["red cube"]}) + "\n")
+    assert load_paraphrase_file(str(path)) == {"a red cube": ["a cube that is red", "red cube"]}
+    bad_lines = {
+        # A string is one paraphrase, never its letters: the file must say it as a list.
+        json.dumps({"caption": "a cube", "paraphrases": "a box"}): r"para\.jsonl:2: 'paraphrases' must be a list",
+        json.dumps({"caption": "a cube", "paraphrases": ["a box", 3]}): r"para\.jsonl:2: 'paraphrases' must be a list",
+        json.dumps({"caption": 7, "paraphrases": ["a box"]}): r"para\.jsonl:2: 'caption' must be a string",
+        json.dumps({"text": "a cube"}): r"para\.jsonl:2: expected an object with keys",
+        json.dumps(["a cube", "a box"]): r"para\.jsonl:2: expected an object with keys",
+        '{"caption": "a cube", "paraphrases": [': r"para\.jsonl:2: not valid JSON",
+    }
+    for line, message in bad_lines.items():
+        path.write_text(good + "\n" + line + "\n")
+        with pytest.raises(ValueError, match=message):
+            load_paraphrase_file(str(path))
+    path.write_bytes(good.encode() + b'\n{"caption": "a \xff cube", "paraphrases": []}\n')
+    with pytest.raises(ValueError, match=r"para\.jsonl:2: not valid UTF-8"):
+        load_paraphrase_file(str(path))

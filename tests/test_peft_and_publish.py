@@ -17,6 +17,7 @@ from huggingface_hub import HfApi, ModelCard
 from transformers import CLIPModel, CLIPProcessor
 
 from read_trainer.config import ReadConfig
+from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.hub import HUB_ALLOW_PATTERNS
 from read_trainer.trainer import ReadTrainer
 from read_trainer.wise import interpolate_state_dicts, wise_ft
@@ -239,7 +240,7 @@ def test_wise_ft_recipe_exports_and_sweeps(tiny_models, tmp_path):
     recipe.main(["--base", clip_dir, "--finetuned", str(tuned_dir), "--alpha", "0", "--output", str(tmp_path / "a0")])
     assert torch.equal(CLIPModel.from_pretrained(tmp_path / "a0").text_projection.weight,
                        CLIPModel.from_pretrained(clip_dir).text_projection.weight)
-    benchdata = REPO.parent / "shared" / "benchdata"
+    benchdata = bundled_data_root()
     results = recipe.main(["--base", clip_dir, "--finetuned", str(tuned_dir), "--alphas", "0,1",
                            "--data_root", str(benchdata), "--limit", "5", "--output", str(tmp_path / "sweep")])
     assert set(results) == {"alpha=0", "alpha=1"}

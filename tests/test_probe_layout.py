@@ -23,8 +23,8 @@ def test_probe_finds_a_linearly_coded_layout_and_not_an_absent_one():
 def test_layout_features_label_every_two_object_scene_by_its_geometry(tmp_path):
     import json
 
-    from read_trainer.data.world import build_split
-    from read_trainer.model_kit import TinyClipSpec, write_tiny_clip
+    from read_trainer.demo.dataset import build_split
+    from read_trainer.demo.tiny_models import TinyClipSpec, write_tiny_clip
 
     split = build_split("train", 40, seed=0, image_size=96)
     clip = write_tiny_clip(tmp_path / "clip", spec=TinyClipSpec(image_size=96, patch_size=32))

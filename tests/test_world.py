@@ -1,4 +1,4 @@
-"""Invariants of the synthetic compositional world (read_trainer.data.world).
+"""Invariants of the synthetic compositional world (read_trainer.demo.dataset).
 
 The truth checker reads caption *text* against the stored scene, independently of how the
 generator built the caption, so these tests catch a template that renders something other
@@ -16,14 +16,14 @@ import datasets
 import numpy as np
 import pytest
 
-from read_trainer.data import world as world_mod
-from read_trainer.data.world import (
-    CATEGORIES, HELD_OUT_PAIRS, SPLITS, Scene, build_split, build_world, caption_is_true, caption_pairs,
+from read_trainer.demo import dataset as world_mod
+from read_trainer.demo.dataset import (
+    FALSE_CAPTION_CATEGORIES, HELD_OUT_PAIRS, SPLITS, Scene, build_split, build_world, caption_is_true, caption_pairs,
     caption_to_meaning, export_imagefolder, export_world_imagefolder, make_example, world_corpus,
     world_eval_items, world_vocabulary,
 )
-from read_trainer.data.world_scenes import COLOURS, GRID, WorldObject, relation_margin, render_scene, sample_scene
-from read_trainer.data.world_text import (
+from read_trainer.demo.scenes import COLOURS, GRID, WorldObject, relation_margin, render_scene, sample_scene
+from read_trainer.demo.captions import (
     ANAPHOR_TEMPLATE, NP, REL_TEMPLATES, SIDE_TEMPLATE, Clause, all_templates, caption_meaning, render_caption,
 )
 
@@ -115,14 +115,14 @@ def test_every_false_caption_is_false_for_its_image(world):
     for split, ds in world.items():
         for row in rows(ds):
             for item in row["false_captions"]:
-                assert item["category"] in CATEGORIES
+                assert item["category"] in FALSE_CAPTION_CATEGORIES
                 assert not caption_is_true(item["negative_caption"], row["scene"]), (row["image_id"], item)
                 i = row["captions"].index(item["caption"])
                 assert item["caption2"] == row["paraphrases"][i]
                 seen[split, item["category"]] += 1
             assert len({item["category"] for item in row["false_captions"]}) == len(row["false_captions"])
     for split in SPLITS:  # every category is well represented in every split
-        for category in CATEGORIES:
+        for category in FALSE_CAPTION_CATEGORIES:
             assert seen[split, category] >= 0.4 * len(world[split]), (split, category, seen)
 
 

@@ -1,1 +1,1 @@
-"""Data: loading and validation, the collator, hard negatives, paraphrases, the synthetic world."""
+"""Data: loading and validation, the collator, hard negatives, paraphrases."""

@@ -1,14 +1,6 @@
 """ReadCollator: dataset rows -> the tensors one READ step needs.
 
-Input row schema (extra keys are ignored)::
-
-    {
-      "row_id":      int | str,               # names the row in errors; seeds its sampling
-      "image":       PIL.Image | str | {"path": ..., "bytes": ...},
-      "captions":    list[str] | str,         # all human captions of the image
-      "paraphrases": list[str] | list[list[str]] | None,  # of the image, or one list per caption
-      "negatives":   list[str] | list[list[str]] | None,  # per anchor, or one list per caption
-    }
+Input: rows in READ's row schema (:mod:`read_trainer.data.rows`).
 
 Output: ``pixel_values`` (B,3,H,W); ``input_ids``/``attention_mask`` for all texts in
 the order anchors (B) | negatives (B·K, grouped by anchor) | paraphrases (B, when
@@ -28,58 +20,28 @@ DataLoader worker count or order, and a resumed run draws what the original woul
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import torch
-from PIL import Image, UnidentifiedImageError
-
 from .negatives import fill_shortfall, normalize
+# Callers import BadRowError, as_text_list and row_rng from here too.
+from .rows import (  # noqa: F401
+    CAPTION_COLUMN,
+    IMAGE_COLUMN,
+    NEGATIVES_COLUMN,
+    PARAPHRASE_COLUMN,
+    ROW_ID_COLUMN,
+    BadRowError,
+    as_text_list,
+    load_image,
+    per_anchor_texts,
+    row_captions,
+    row_rng,
+)
 
 logger = logging.getLogger(__name__)
-
-
-class BadRowError(ValueError):
-    """A dataset row that cannot be used; the message names the row."""
-
-
-def row_rng(seed: int, epoch: int, row_id: Any) -> random.Random:
-    """A generator private to (seed, epoch, row): stable across processes (no salted ``hash``)."""
-    digest = hashlib.sha256(f"{seed}:{epoch}:{row_id}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "little"))
-
-
-def as_text_list(value: Any) -> list[str]:
-    """Normalise a caption-like field: a string or a list of strings; blanks dropped."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = [value]
-    return [v.strip() for v in value if isinstance(v, str) and v.strip()]
-
-
-def load_image(value: Any, row_id: Any) -> Image.Image:
-    """Decode a row's image (PIL, path, or datasets' ``{"path", "bytes"}``) to RGB, or name the row."""
-    where = None
-    try:
-        if isinstance(value, Image.Image):
-            image = value
-        elif isinstance(value, str):
-            where = value
-            image = Image.open(value)
-        elif isinstance(value, dict) and (value.get("bytes") or value.get("path")):
-            where = value.get("path") or "<embedded bytes>"
-            image = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
-        else:
-            raise BadRowError(f"row {row_id!r}: no image (got {type(value).__name__})")
-        return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
-        # PIL raises these for missing, truncated and non-image files.
-        raise BadRowError(f"row {row_id!r}: cannot read image {where!r}: {err}") from err
 
 
 def bucket_widths(longest_text: int, longest_target: int, bucket: int, max_text: int,
@@ -132,30 +94,30 @@ class ReadCollator:
     decoder_start_token_id: int | None = None
     seed: int = 2025
     epoch: int = 0
-    image_column: str = "image"
-    caption_column: str = "captions"
-    paraphrase_column: str = "paraphrases"
-    negatives_column: str = "negatives"
+    image_column: str = IMAGE_COLUMN
+    caption_column: str = CAPTION_COLUMN
+    paraphrase_column: str = PARAPHRASE_COLUMN
+    negatives_column: str = NEGATIVES_COLUMN
     _warned: set = field(default_factory=set, repr=False)
 
     @property
     def columns(self) -> list[str]:
         """Dataset columns this collator reads (kept by the trainer's column pruning)."""
-        return ["row_id", self.image_column, self.caption_column, self.paraphrase_column, self.negatives_column]
+        return [ROW_ID_COLUMN, self.image_column, self.caption_column, self.paraphrase_column, self.negatives_column]
 
     def __call__(self, rows: list[dict]) -> dict[str, Any]:
         anchors, negatives, paraphrases, targets, images = [], [], [], [], []
         for position, row in enumerate(rows):
             row_id = row.get("row_id", position)
             rng = row_rng(self.seed, self.epoch, row_id)
-            captions = self._captions(row, row_id)
+            captions, kept = self._captions(row, row_id)
             anchor_index = rng.randrange(len(captions))
             anchor = captions[anchor_index]
             anchors.append(anchor)
             if self.num_hard_negatives > 0:
-                negatives.append(self._negatives(row, row_id, captions, anchor_index, rng))
+                negatives.append(self._negatives(row, row_id, captions, anchor_index, rng, kept))
             if self.use_paraphrases:
-                paraphrases.append(self._paraphrase(row, captions, anchor_index, rng))
+                paraphrases.append(self._paraphrase(row, captions, anchor_index, rng, kept))
             if self.decoder_tokenizer is not None:
                 targets.append(anchor if self.reconstruction_target == "anchor" else rng.choice(captions))
             images.append(load_image(row.get(self.image_column), row_id))
@@ -175,6 +137,8 @@ class ReadCollator:
             "input_ids": tokens["input_ids"],
             "attention_mask": tokens["attention_mask"],
             "num_negatives": self.num_hard_negatives,
+            # Which rows the batch holds, for error messages (the trainer removes it before the model).
+            "row_ids": [row.get("row_id", position) for position, row in enumerate(rows)],
         }
         if labels is not None:
             labels = self.decoder_tokenizer.pad(labels, padding="max_length", max_length=target_width,
@@ -198,32 +162,19 @@ class ReadCollator:
                              self.max_target_length)
 
     # -- per-row pieces ----------------------------------------------------------------
-    def _captions(self, row: dict, row_id: Any) -> list[str]:
+    def _captions(self, row: dict, row_id: Any) -> tuple[list[str], list[int]]:
+        """The usable captions and their positions in the row's field (see ``rows.row_captions``)."""
         if self.caption_column not in row:
             raise BadRowError(f"row {row_id!r}: no {self.caption_column!r} field (keys: {sorted(row)})")
-        captions = as_text_list(row[self.caption_column])
-        if not captions:
-            raise BadRowError(f"row {row_id!r}: {self.caption_column!r} holds no non-empty caption")
-        return captions
+        return row_captions(row[self.caption_column], row_id, self.caption_column)
 
     def _negatives(self, row: dict, row_id: Any, captions: list[str], anchor_index: int,
-                   rng: random.Random) -> list[str]:
+                   rng: random.Random, kept: list[int]) -> list[str]:
         k, anchor = self.num_hard_negatives, captions[anchor_index]
-        given = row.get(self.negatives_column)
-        if given is not None and len(given) and not isinstance(given, str) and not isinstance(given[0], str):
-            # One list per caption, aligned with the captions column.
-            if len(given) != len(as_text_list(row[self.caption_column])):
-                raise BadRowError(
-                    f"row {row_id!r}: {self.negatives_column!r} has {len(given)} lists for {len(captions)} captions"
-                )
-            given = given[anchor_index]
-        elif given is not None and len(captions) > 1 and not isinstance(given, str):
-            raise BadRowError(
-                f"row {row_id!r}: a flat {self.negatives_column!r} list is ambiguous with {len(captions)} captions; "
-                "give one list per caption"
-            )
+        given = per_anchor_texts(row.get(self.negatives_column), row[self.caption_column], kept,
+                                 self.negatives_column, row_id, flat_is_shared=False)
         if given is not None:
-            pool = [n for n in dict.fromkeys(as_text_list(given)) if normalize(n) != normalize(anchor)]
+            pool = [n for n in dict.fromkeys(given[anchor_index]) if normalize(n) != normalize(anchor)]
         elif self.negative_generator is not None:
             # Ask for more than K so the per-(epoch, row) draw below varies across epochs.
             pool = list(self.negative_generator(anchor, 2 * k))
@@ -255,12 +206,14 @@ class ReadCollator:
                 )
         return filled
 
-    def _paraphrase(self, row: dict, captions: list[str], anchor_index: int, rng: random.Random) -> str:
-        given = row.get(self.paraphrase_column)
-        if given is not None and len(given) and not isinstance(given, str) and not isinstance(given[0], str):
-            # One list per caption: paraphrases of the anchor itself.
-            given = given[anchor_index] if anchor_index < len(given) else None
-        given = as_text_list(given)
+    def _paraphrase(self, row: dict, captions: list[str], anchor_index: int, rng: random.Random,
+                    kept: list[int] | None = None) -> str:
+        row_id = row.get("row_id")
+        if kept is None:
+            kept = row_captions(row[self.caption_column], row_id, self.caption_column)[1]
+        per_anchor = per_anchor_texts(row.get(self.paraphrase_column), row[self.caption_column], kept,
+                                      self.paraphrase_column, row_id, flat_is_shared=True)
+        given = per_anchor[anchor_index] if per_anchor is not None else []
         if given:
             return rng.choice(given)
         # Documented fallback: another human caption of the same image (the anchor only

@@ -9,9 +9,12 @@ the row in errors and seeds its sampling. No loading scripts: works on ``dataset
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,14 +107,14 @@ def is_karpathy_file(path: Path) -> bool:
     return head.startswith("{") and '"images"' in head
 
 
-def load_karpathy(path: Path, splits: str, image_root: str | None) -> datasets.Dataset:
+def load_karpathy_rows(path: Path, splits: str, image_root: str | None) -> datasets.Dataset:
     """One row per image of the chosen splits: all its human captions, its image path, its id.
 
     Image paths are ``image_root/filepath/filename`` (``filepath`` is e.g. ``train2014``
     in the COCO file and absent in Flickr30k's).
     """
     wanted = {s.strip() for s in splits.split(",") if s.strip()}
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", errors="replace") as f:  # damaged captions are named by the scan
         content = json.load(f)
     root = Path(image_root) if image_root else path.parent
     rows = {"image": [], "captions": [], "image_id": [], "split": []}
@@ -128,6 +131,36 @@ def load_karpathy(path: Path, splits: str, image_root: str | None) -> datasets.D
     return datasets.Dataset.from_dict(rows)
 
 
+def _is_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _utf8_copy(path: Path, cache_dir: str | None) -> Path:
+    """A copy of a text data file with its invalid UTF-8 bytes replaced by U+FFFD.
+
+    ``datasets`` stops on the first invalid byte naming no row; in the copy the damaged
+    rows load, and the up-front scan names them as bad rows (their text holds U+FFFD)
+    under the ``invalid_rows`` policy.
+    """
+    folder = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=path.stem + ".utf8-", suffix=path.suffix, dir=folder)
+    with path.open(encoding="utf-8", errors="replace", newline="") as src, \
+            os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+        shutil.copyfileobj(src, dst)
+    logger.warning("%s is not valid UTF-8: reading it with the invalid bytes replaced (those rows are reported as bad)",
+                   path)
+    return Path(name)
+
+
 def load_split(data_args: DataArguments, split: str | None, file: str | None,
                karpathy_splits: str = "train,restval") -> datasets.Dataset | None:
     """Load one split from whichever source ``data_args`` names."""
@@ -136,11 +169,13 @@ def load_split(data_args: DataArguments, split: str | None, file: str | None,
         if not path.is_file():
             raise FileNotFoundError(f"data file {file!r} does not exist")
         if is_karpathy_file(path):
-            return load_karpathy(path, karpathy_splits, data_args.image_root)
+            return load_karpathy_rows(path, karpathy_splits, data_args.image_root)
         builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
             raise ValueError(f"unsupported data file {file!r}: use one of {sorted(FILE_BUILDERS)}")
-        dataset = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=data_args.cache_dir)
+        readable = path if builder == "parquet" or _is_utf8(path) else _utf8_copy(path, data_args.cache_dir)
+        dataset = datasets.load_dataset(builder, data_files=str(readable), split="train",
+                                        cache_dir=data_args.cache_dir)
         return resolve_image_paths(dataset, data_args.image_column, data_args.image_root or str(path.parent))
     if data_args.dataset_name is None or split is None:
         return None
@@ -229,48 +264,10 @@ def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, data
     train = to_read_schema(train, data_args)
     evaluation = to_read_schema(evaluation, data_args) if evaluation is not None else None
     if data_args.paraphrase_file is not None:
+        from .paraphrases import attach_paraphrases, load_paraphrase_file
+
         table = load_paraphrase_file(data_args.paraphrase_file)
         train = attach_paraphrases(train, table, data_args.paraphrase_file)
         if evaluation is not None:
             evaluation = attach_paraphrases(evaluation, table, data_args.paraphrase_file, require_match=False)
     return train, evaluation
-
-
-def load_paraphrase_file(path: str) -> dict[str, list[str]]:
-    """Read a sidecar JSONL: one ``{"caption": str, "paraphrases": [str, ...]}`` per line."""
-    file = Path(path)
-    if not file.is_file():
-        # The reference code's wrong path silently trained without paraphrases: never again.
-        raise FileNotFoundError(f"paraphrase_file {path!r} does not exist")
-    table: dict[str, list[str]] = {}
-    with file.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if "caption" not in record or "paraphrases" not in record:
-                raise ValueError(f"{path}:{number}: expected keys 'caption' and 'paraphrases', got {sorted(record)}")
-            table.setdefault(record["caption"].strip(), []).extend(
-                p.strip() for p in record["paraphrases"] if isinstance(p, str) and p.strip())
-    return table
-
-
-def attach_paraphrases(dataset: datasets.Dataset, table: dict[str, list[str]], source: str,
-                       require_match: bool = True) -> datasets.Dataset:
-    """Add a ``paraphrases`` column with one list per caption, looked up in ``table``.
-
-    Captions without an entry get an empty list (the collator then falls back to
-    another caption of the image); a file that matches no caption at all is an error.
-    """
-    def _lookup(batch):
-        return {"paraphrases": [[table.get(c.strip(), []) for c in ([caps] if isinstance(caps, str) else caps)]
-                                for caps in batch["captions"]]}
-
-    if "paraphrases" in dataset.column_names:
-        dataset = dataset.remove_columns("paraphrases")
-    dataset = dataset.map(_lookup, batched=True, desc="attaching paraphrases")
-    covered = sum(any(lists) for lists in dataset["paraphrases"])
-    if require_match and covered == 0:
-        raise ValueError(f"paraphrase_file {source!r} matches no caption of the dataset (keys are caption texts)")
-    logger.info("paraphrases from %s cover %d of %d rows", source, covered, len(dataset))
-    return dataset

@@ -1,20 +1,25 @@
-"""Paraphrase generation with any local or hub `transformers` generation model.
+"""Paraphrases: generated with any local or hub `transformers` model, kept in a sidecar file.
 
-The output is the sidecar JSONL that ``--paraphrase_file`` reads: one line per caption,
-``{"caption": ..., "paraphrases": [...]}``. Seq2seq models (T5, BART, ...) get the
-prompt as encoder input; decoder-only models continue the prompt and the prompt is cut
-from what they return.
+The sidecar is a JSONL file with one line per caption, ``{"caption": str, "paraphrases":
+[str, ...]}``: :func:`write_sidecar` writes it, ``--paraphrase_file`` reads it
+(:func:`load_paraphrase_file`) and :func:`attach_paraphrases` adds one list per caption
+to a dataset. Seq2seq models (T5, BART, ...) get the prompt as encoder input;
+decoder-only models continue the prompt and the prompt is cut from what they return.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import datasets
 import torch
 from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = "paraphrase: {caption}"
 
@@ -29,13 +34,13 @@ class ParaphraseFilter:
 
     def __call__(self, caption: str, candidate: str) -> bool:
         text = candidate.strip()
-        if not text or _normalise(text) == _normalise(caption):
+        if not text or _normalize(text) == _normalize(caption):
             return False
         words, source_words = len(text.split()), max(1, len(caption.split()))
         return words >= self.min_words and self.min_length_ratio <= words / source_words <= self.max_length_ratio
 
 
-def _normalise(text: str) -> str:
+def _normalize(text: str) -> str:
     return " ".join(text.lower().strip(" .").split())
 
 
@@ -103,3 +108,64 @@ def write_sidecar(pairs: Iterable[tuple[str, list[str]]], path: str | Path) -> d
             counts["paraphrases"] += len(paraphrases)
             f.write(json.dumps({"caption": caption, "paraphrases": paraphrases}) + "\n")
     return counts
+
+
+def load_paraphrase_file(path: str) -> dict[str, list[str]]:
+    """Read a sidecar JSONL: one ``{"caption": str, "paraphrases": [str, ...]}`` per line.
+
+    Anything else on a line (invalid JSON or UTF-8, a missing key, a caption that is not a
+    string, paraphrases that are not a list of strings) is a ``ValueError`` naming the
+    file and line: a single string would otherwise be read as a list of its letters.
+    """
+    file = Path(path)
+    if not file.is_file():
+        # A wrong path must not silently train without paraphrases.
+        raise FileNotFoundError(f"paraphrase_file {path!r} does not exist")
+    table: dict[str, list[str]] = {}
+    with file.open("rb") as f:
+        for number, raw in enumerate(f, 1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ValueError(f"{where}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(record, dict) or "caption" not in record or "paraphrases" not in record:
+                got = sorted(record) if isinstance(record, dict) else type(record).__name__
+                raise ValueError(f"{where}: expected an object with keys 'caption' and 'paraphrases', got {got}")
+            caption, paraphrases = record["caption"], record["paraphrases"]
+            if not isinstance(caption, str):
+                raise ValueError(f"{where}: 'caption' must be a string, got {type(caption).__name__}")
+            if not isinstance(paraphrases, list) or not all(isinstance(p, str) for p in paraphrases):
+                raise ValueError(f"{where}: 'paraphrases' must be a list of strings, got {paraphrases!r:.80}")
+            table.setdefault(caption.strip(), []).extend(p.strip() for p in paraphrases if p.strip())
+    return table
+
+
+def attach_paraphrases(dataset: datasets.Dataset, table: dict[str, list[str]], source: str,
+                       require_match: bool = True) -> datasets.Dataset:
+    """Add a ``paraphrases`` column with one list per caption, looked up in ``table``.
+
+    The lists align with the captions field by position, blank and missing captions
+    included (they get an empty list), so the collator can drop a blank caption together
+    with its list. Captions without an entry get an empty list (the collator then falls
+    back to another caption of the image); a file that matches no caption at all is an error.
+    """
+    def _lookup(batch):
+        return {"paraphrases": [[table.get(c.strip(), []) if isinstance(c, str) else []
+                                 for c in ([caps] if isinstance(caps, str) or caps is None else caps)]
+                                for caps in batch["captions"]]}
+
+    if "paraphrases" in dataset.column_names:
+        dataset = dataset.remove_columns("paraphrases")
+    dataset = dataset.map(_lookup, batched=True, desc="attaching paraphrases")
+    covered = sum(any(lists) for lists in dataset["paraphrases"])
+    if require_match and covered == 0:
+        raise ValueError(f"paraphrase_file {source!r} matches no caption of the dataset (keys are caption texts)")
+    logger.info("paraphrases from %s cover %d of %d rows", source, covered, len(dataset))
+    return dataset

@@ -1,6 +1,7 @@
-"""The up-front scan of every row: images decode, captions exist, references resolve.
+"""The up-front scan of every row: images decode, texts are valid, per-caption lists match.
 
-Run once before training (``run_read.py`` does) so a corrupt file found after hours of
+It makes the checks the collator makes (:mod:`read_trainer.data.rows`), once, before
+training (``run_read.py`` runs it), so a corrupt file or row found after hours of
 training is impossible. With ``policy="error"`` (default) any problem stops the run with
 a summary naming the first offending rows; with ``policy="skip"`` those rows are dropped
 and written, with their problems, to a JSONL report: nothing is lost silently.
@@ -10,18 +11,16 @@ are counted in the report.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from PIL import Image, UnidentifiedImageError
 
-from .collator import BadRowError, as_text_list
+from .rows import (CAPTION_COLUMN, IMAGE_COLUMN, NEGATIVES_COLUMN, PARAPHRASE_COLUMN, BadRowError, image_problem,
+                   row_captions, row_text_problems)
 
 logger = logging.getLogger(__name__)
 
@@ -51,48 +50,26 @@ class ScanReport:
         return "\n".join(lines)
 
 
-def _image_problem(value) -> str | None:
-    """None if the image decodes fully, else a short reason naming the file."""
-    if value is None:
-        return "missing image"
-    path = value.get("path") if isinstance(value, dict) else value if isinstance(value, str) else None
-    try:
-        if isinstance(value, dict) and value.get("bytes"):
-            image = Image.open(io.BytesIO(value["bytes"]))
-        elif path:
-            if not os.path.isfile(path):
-                return f"image file not found: {path}"
-            image = Image.open(path)
-        elif isinstance(value, Image.Image):
-            image = value
-        else:
-            return "missing image"
-        image.load()  # decode every pixel: truncated files pass Image.open but fail here
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
-        return f"image does not decode: {path or '<bytes>'} ({err.__class__.__name__})"
-    return None
-
-
 def _check_batch(batch: dict, *, image_column: str, caption_column: str, paraphrase_column: str | None,
                  negatives_column: str | None, tokenizer, max_text_length: int) -> dict:
     n = len(batch[caption_column])
+    columns = [c for c in (caption_column, paraphrase_column, negatives_column) if c and c in batch]
     problems, truncated = [], []
     for i in range(n):
         found = []
-        image_problem = _image_problem(batch[image_column][i])
-        if image_problem:
-            found.append(image_problem)
-        captions = as_text_list(batch[caption_column][i])
-        if not captions:
-            found.append("no non-empty caption")
-        for column in (negatives_column, paraphrase_column):
-            value = batch[column][i] if column and column in batch else None
-            raw_captions = batch[caption_column][i]
-            n_captions = 1 if isinstance(raw_captions, str) else len(raw_captions or [])
-            if value and not isinstance(value, str) and not isinstance(value[0], str) and len(value) != n_captions:
-                found.append(f"{column} lists do not match the captions: {len(value)} lists, {n_captions} captions")
+        problem = image_problem(batch[image_column][i])
+        if problem:
+            found.append(problem)
+        row_id = batch["row_id"][i]
+        row = {column: batch[column][i] for column in columns}
+        # The same checks the collator makes, so no batch fails later on a row the scan kept.
+        found += row_text_problems(row, row_id, caption_column, paraphrase_column, negatives_column)
         problems.append(found)
         long = 0
+        try:
+            captions = row_captions(row[caption_column], row_id, caption_column)[0]
+        except BadRowError:
+            captions = []
         if tokenizer is not None and captions:
             lengths = [len(ids) for ids in tokenizer(captions, truncation=False)["input_ids"]]
             long = sum(length > max_text_length for length in lengths)
@@ -100,8 +77,8 @@ def _check_batch(batch: dict, *, image_column: str, caption_column: str, paraphr
     return {"__problems": problems, "__truncated": truncated}
 
 
-def scan_dataset(dataset: datasets.Dataset, *, image_column: str = "image", caption_column: str = "captions",
-                 paraphrase_column: str | None = "paraphrases", negatives_column: str | None = "negatives",
+def scan_dataset(dataset: datasets.Dataset, *, image_column: str = IMAGE_COLUMN, caption_column: str = CAPTION_COLUMN,
+                 paraphrase_column: str | None = PARAPHRASE_COLUMN, negatives_column: str | None = NEGATIVES_COLUMN,
                  tokenizer=None, max_text_length: int = 77, policy: str = "error", report_file: str | None = None,
                  num_proc: int | None = None, max_examples: int = 10) -> tuple[datasets.Dataset, ScanReport]:
     """Check every row; return the usable rows and a report (see the module docstring).

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .collator import BadRowError, as_text_list
+from .rows import BadRowError, row_text_problems
 
 
 def check_dataset(dataset: Any, collator, split: str = "train", max_report: int = 5) -> None:
-    """Schema check plus a text-only scan of the captions column.
+    """Schema check plus a text-only scan of the columns the collator reads.
 
     Raises ``ValueError`` naming a missing column, or ``BadRowError`` naming the first
-    rows whose captions are missing or empty. Images are decoded lazily by the collator,
-    which names the row and file of one it cannot read.
+    rows the collator would reject for their texts: no usable caption, text that is not
+    valid UTF-8, per-caption paraphrases or negatives that do not match the captions.
+    Images are decoded lazily by the collator, which names the row and file of one it
+    cannot read (``recipes/run_read.py`` decodes them all up front with the scan).
     """
     columns = _column_names(dataset)
     if columns is not None:
@@ -30,17 +32,35 @@ def check_dataset(dataset: Any, collator, split: str = "train", max_report: int 
                 f"{collator.negatives_column!r} column and no negative generator is configured "
                 "(set num_hard_negatives=0 for plain CLIP)"
             )
-        captions = dataset[collator.caption_column] if hasattr(dataset, "column_names") else None
-    else:
-        captions = [row.get(collator.caption_column) for row in dataset]
-    if captions is None:
-        return
-    row_ids = dataset["row_id"] if columns is not None and "row_id" in columns else range(len(captions))
-    bad = [(rid, value) for rid, value in zip(row_ids, captions) if not as_text_list(value)]
+    bad = []
+    for row_id, row in _text_rows(dataset, columns, collator):
+        problems = row_text_problems(
+            row, row_id, collator.caption_column, collator.paraphrase_column if collator.use_paraphrases else None,
+            collator.negatives_column if collator.num_hard_negatives > 0 else None,
+        )
+        if problems:
+            bad.append((row_id, problems))
     if bad:
-        shown = ", ".join(f"row {rid!r} ({value!r})" for rid, value in bad[:max_report])
-        raise BadRowError(f"{split} dataset: {len(bad)} row(s) with no non-empty caption in "
-                          f"{collator.caption_column!r}: {shown}")
+        shown = ", ".join(f"row {rid!r} ({'; '.join(problems)})" for rid, problems in bad[:max_report])
+        raise BadRowError(f"{split} dataset: {len(bad)} row(s) with unusable texts: {shown}")
+
+
+def _text_rows(dataset: Any, columns: list[str] | None, collator):
+    """(row_id, {column: value}) for the text columns the collator reads, without decoding images."""
+    wanted = [collator.caption_column, collator.paraphrase_column, collator.negatives_column]
+    if columns is None:
+        for position, row in enumerate(dataset):
+            yield row.get("row_id", position), {c: row.get(c) for c in wanted if c in row}
+        return
+    if not hasattr(dataset, "select_columns") or not hasattr(dataset, "__len__"):
+        return  # an IterableDataset: rows are checked by the collator as they come
+    present = [c for c in dict.fromkeys(wanted + ["row_id"]) if c in columns]
+    position = 0
+    for batch in dataset.select_columns(present).iter(batch_size=1024):
+        for i in range(len(batch[collator.caption_column])):
+            row_id = batch["row_id"][i] if "row_id" in batch else position
+            yield row_id, {c: batch[c][i] for c in present}
+            position += 1
 
 
 def _column_names(dataset: Any) -> list[str] | None:

@@ -15,7 +15,8 @@ class BenchmarkArguments:
                   "see recipes/run_evaluation.py --help. None: no benchmark runs."},
     )
     benchmark_data_root: str | None = field(
-        default=None, metadata={"help": "Folder holding one sub-folder of annotations per benchmark."}
+        default=None, metadata={"help": "Folder holding one sub-folder of annotations per benchmark (default: the "
+                                   "SugarCrepe, SugarCrepe++ and VALSE annotations shipped with the package)."}
     )
     benchmark_image_roots: str | None = field(
         default=None, metadata={"help": "Comma-separated name=folder image roots, e.g. 'sugarcrepe=coco/val2017'."}

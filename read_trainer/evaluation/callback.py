@@ -80,7 +80,13 @@ class CompositionalEvalCallback(TrainerCallback):
         flat = self.evaluate_now(model, processing_class, state.global_step) if state.is_world_process_zero else {}
         if metrics is not None:
             metrics.update(flat)  # also returned by trainer.evaluate()
+        # CallbackHandler.on_log clears control.should_log; called from on_step_end, that would
+        # cancel the step's own loss log, so the flag is put back as it was.
+        control = getattr(self.trainer, "control", None)
+        should_log = getattr(control, "should_log", None)
         self.trainer.log(dict(flat))
+        if should_log is not None:
+            control.should_log = should_log
 
     def on_evaluate(self, args, state, control, model=None, processing_class=None, metrics=None, **kwargs):
         if self.eval_steps is None:

@@ -1,7 +1,8 @@
 """Batched CLIP embeddings: the only place that runs the model.
 
 Scores use cosine similarity of L2-normalised *projected* embeddings with no logit
-scale (DESIGN.md §6). In transformers 5, ``CLIPModel.get_text_features`` and
+scale: a benchmark compares embeddings, and the learned temperature would only rescale
+every score of an item alike. In transformers 5, ``CLIPModel.get_text_features`` and
 ``get_image_features`` return an output object whose ``pooler_output`` has already
 been through ``text_projection`` / ``visual_projection``; that is the embedding.
 
@@ -14,7 +15,6 @@ and images are decoded and preprocessed in batches, optionally in DataLoader wor
 from __future__ import annotations
 
 import contextlib
-import io
 from typing import Any, Protocol, Sequence
 
 import torch
@@ -22,6 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..data.rows import decode_image
 from .items import ImageRef
 
 DTYPES = {
@@ -47,16 +48,11 @@ def unwrap_clip(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_image(ref: ImageRef) -> Image.Image:
-    """Decode ``ref`` to RGB and crop it to its box (CREPE regions, ARO relation boxes)."""
-    if ref.data is None:
-        image = Image.open(ref.path)
-    elif isinstance(ref.data, Image.Image):
-        image = ref.data
-    elif isinstance(ref.data, dict):  # an undecoded ``datasets.Image`` cell: bytes, or a path to a local file
-        image = Image.open(io.BytesIO(ref.data["bytes"])) if ref.data.get("bytes") else Image.open(ref.data["path"])
-    else:
-        image = Image.open(io.BytesIO(ref.data))
-    image = image.convert("RGB")
+    """Decode ``ref`` to 8-bit RGB, as training rows are decoded, and crop it to its box (CREPE, ARO).
+
+    An image that cannot be read raises ``ValueError`` naming the file.
+    """
+    image = decode_image(ref.data if ref.data is not None else ref.path)
     return image.crop(ref.box) if ref.box is not None else image
 
 

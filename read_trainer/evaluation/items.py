@@ -5,16 +5,16 @@ gets one decision: a few images, a few texts, and a rule saying which similariti
 must beat which. Keeping items this plain lets one scorer serve every benchmark (and
 any new one: build ``Benchmark(...)`` from your own items and pass it to the suite),
 and lets the scorer embed each unique image and text once across all items.
+
+This module is the bottom of the evaluation package: it imports none of its siblings
+(``scoring.score_benchmark`` scores a ``Benchmark``), so the package has no import circle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
-
-if TYPE_CHECKING:  # results.py imports this module; the annotation only needs the name
-    from .results import BenchmarkResult
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,11 @@ AVERAGING_WORDS = {
 class Benchmark:
     """A multiple-choice style benchmark: named subsets of items and one decision rule.
 
-    ``averaging`` picks the headline number (``total``) per ``../shared/DESIGN.md`` §6;
-    macro and micro are always reported as well. ``groups`` names sets of subsets
-    reported together (VALSE phenomena, WhatsUp's three groups); a group's score uses
-    micro averaging when the benchmark's rule is micro, macro otherwise.
+    ``averaging`` picks the headline number (``total``) the way each benchmark's paper
+    reports it (see ``AVERAGING_WORDS``); macro and micro are always reported as well.
+    ``groups`` names sets of subsets reported together (VALSE phenomena, WhatsUp's
+    three groups); a group's score uses micro averaging when the benchmark's rule is
+    micro, macro otherwise.
     ``needs_text_text`` asks the scorer for text-text similarities (SugarCrepe++ TOT).
     """
 
@@ -102,11 +103,6 @@ class Benchmark:
 
     def all_images(self) -> list[ImageRef]:
         return [im for items in self.subsets.values() for item in items for im in item.images]
-
-    def evaluate(self, embedder) -> "BenchmarkResult":
-        from .scoring import score_benchmark  # scoring imports this module
-
-        return score_benchmark(self, embedder)
 
 
 class BenchmarkDataError(FileNotFoundError):

@@ -15,7 +15,7 @@ from typing import Mapping
 from .items import AVERAGING_WORDS, Benchmark
 from .rules import CORRECT, TIE
 
-# The paper's six numbers (DESIGN.md §1) and the order they are reported in.
+# The six benchmarks the READ paper (Kwon et al., NeurIPS 2025) reports, in its order.
 PAPER_SIX = ("whatsup", "valse", "crepe", "sugarcrepe", "sugarcrepe_pp_itt", "sugarcrepe_pp_tot")
 PAPER_AVERAGE_WORDS = "plain mean of the six totals: " + ", ".join(PAPER_SIX)
 

@@ -48,7 +48,7 @@ class RetrievalTask:
         return score_retrieval(self, embedder)
 
 
-def load_karpathy(annotation_file: str | Path, image_root: str | Path, name: str = "coco_retrieval",
+def load_karpathy_retrieval(annotation_file: str | Path, image_root: str | Path, name: str = "coco_retrieval",
                   split: str = "test", limit: int | None = None) -> RetrievalTask:
     """The ``split`` images of a Karpathy JSON (``limit`` caps the number of images)."""
     with open(require_file(annotation_file, "annotation file", KARPATHY_HINT), encoding="utf-8") as f:

@@ -1,4 +1,4 @@
-"""Decision rules: which similarities must beat which, per ``../shared/DESIGN.md`` §6.
+"""Decision rules: which similarities must beat which, as each benchmark's paper defines it.
 
 Every rule is a conjunction of strict comparisons ``a > b``. ``decide`` turns such a
 list into one outcome:

@@ -13,9 +13,10 @@ that folder's ``images/`` unless an image root is given, symlinks welcome)::
     coco/dataset_coco.json, flickr30k/dataset_flickr30k.json   (Karpathy splits)
     zeroshot/<class>/<image>                (an image folder; classnames.txt, templates.txt optional)
 
-A benchmark not listed here (the synthetic world, your own) is any object with
-``name``, ``all_texts()``, ``all_images()`` and ``evaluate(embedder)``: build a
-``Benchmark`` from ``Item``s and pass it to ``run_suite`` with the rest.
+A benchmark not listed here (the synthetic world, your own) is a ``Benchmark`` built from
+``Item``s (scored by the batched scorer), or any object with ``name``, ``all_texts()``,
+``all_images()`` and ``evaluate(embedder)`` (as ``RetrievalTask`` and ``ZeroShotTask``):
+pass it to ``run_suite`` with the rest.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from typing import Mapping, Protocol, Sequence
 from .aro import load_aro_order, load_aro_vg_attribution, load_aro_vg_relation
 from .crepe import load_crepe
 from .embedding import CachedEmbedder, ClipEmbedder, Embedder
-from .items import ImageRef
+from .items import Benchmark, ImageRef
 from .results import PAPER_SIX, BenchmarkResult
-from .retrieval import load_karpathy
+from .retrieval import load_karpathy_retrieval
+from .scoring import score_benchmark
 from .sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
 from .valse import load_valse
+from .vocabulary import warn_if_out_of_vocabulary
 from .whatsup import load_whatsup
 from .winoground import load_winoground
 from .zeroshot import load_imagefolder, read_lines
@@ -53,7 +56,7 @@ SETS = {
 
 
 class Task(Protocol):
-    """What ``run_suite`` needs from a benchmark (``Benchmark``, ``RetrievalTask``, ``ZeroShotTask``, yours)."""
+    """What ``run_suite`` needs from a task other than a ``Benchmark``: ``RetrievalTask``, ``ZeroShotTask``, yours."""
 
     name: str
 
@@ -77,7 +80,7 @@ def expand_names(names: Sequence[str]) -> list[str]:
 
 
 def load_named(name: str, data_root: str | Path, image_root: str | Path | None = None,
-               limit: int | None = None) -> Task:
+               limit: int | None = None) -> Benchmark | Task:
     """Load benchmark ``name`` from the layout above (``limit`` caps items per subset, or images)."""
     folder = Path(data_root) / FOLDERS[name]
     images = Path(image_root) if image_root is not None else folder / "images"
@@ -104,9 +107,9 @@ def load_named(name: str, data_root: str | Path, image_root: str | Path | None =
     if name == "winoground":
         return load_winoground(folder, images, limit=limit)
     if name == "coco_retrieval":
-        return load_karpathy(folder / "dataset_coco.json", images, name=name, limit=limit)
+        return load_karpathy_retrieval(folder / "dataset_coco.json", images, name=name, limit=limit)
     if name == "flickr30k_retrieval":
-        return load_karpathy(folder / "dataset_flickr30k.json", images, name=name, limit=limit)
+        return load_karpathy_retrieval(folder / "dataset_flickr30k.json", images, name=name, limit=limit)
     if name == "zeroshot":
         classnames = folder / "classnames.txt"
         templates = folder / "templates.txt"
@@ -117,21 +120,30 @@ def load_named(name: str, data_root: str | Path, image_root: str | Path | None =
 
 
 def load_suite(names: Sequence[str], data_root: str | Path, image_roots: Mapping[str, str | Path] | None = None,
-               limit: int | None = None) -> list[Task]:
+               limit: int | None = None) -> list[Benchmark | Task]:
     """Load several benchmarks; ``image_roots`` maps a benchmark name to its image folder."""
     image_roots = image_roots or {}
     return [load_named(n, data_root, image_roots.get(n), limit) for n in expand_names(names)]
 
 
-def run_suite(tasks: Sequence[Task], embedder: Embedder) -> dict[str, BenchmarkResult]:
+def run_suite(tasks: Sequence[Benchmark | Task], embedder: Embedder) -> dict[str, BenchmarkResult]:
     """Evaluate every task; each unique text and image across *all* tasks is embedded once."""
     cached = CachedEmbedder(embedder)
-    cached.prefetch([t for task in tasks for t in task.all_texts()],
-                    [im for task in tasks for im in task.all_images()])
-    return {task.name: task.evaluate(cached) for task in tasks}
+    texts = [t for task in tasks for t in task.all_texts()]
+    warn_if_out_of_vocabulary(getattr(embedder, "tokenizer", None), texts)
+    cached.prefetch(texts, [im for task in tasks for im in task.all_images()])
+    return {task.name: score_task(task, cached) for task in tasks}
 
 
-def evaluate_model(model, tasks: Sequence[Task], processor=None, **embedder_kwargs) -> dict[str, BenchmarkResult]:
+def score_task(task: Benchmark | Task, embedder: Embedder) -> BenchmarkResult:
+    """A ``Benchmark`` goes through the batched item scorer; any other task scores itself."""
+    if isinstance(task, Benchmark):
+        return score_benchmark(task, embedder)
+    return task.evaluate(embedder)
+
+
+def evaluate_model(model, tasks: Sequence[Benchmark | Task], processor=None,
+                   **embedder_kwargs) -> dict[str, BenchmarkResult]:
     """Run ``tasks`` on a model path / hub id (``processor`` loaded with it) or an in-memory model + processor."""
     if isinstance(model, (str, Path)):
         embedder = ClipEmbedder.from_pretrained(str(model), **embedder_kwargs)

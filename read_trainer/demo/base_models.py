@@ -18,7 +18,7 @@ downloaded where this project is built, so the demo makes small stand-ins for bo
   through a one-token encoder memory: see :class:`T5Pretraining`), standing in for T5's
   knowledge of the language. READ keeps only its decoder, frozen.
 
-Both are written as ``save_pretrained`` folders by :mod:`read_trainer.model_kit` and used
+Both are written as ``save_pretrained`` folders by :mod:`read_trainer.demo.tiny_models` and used
 afterwards only through ``from_pretrained(path)``, the code path of the hub checkpoints.
 They are cached under ``<cache_dir>/<kind>-<hash of every parameter>`` (the world's
 parameters included), written to a temporary folder and renamed into place, so an
@@ -41,7 +41,7 @@ import datasets
 import torch
 
 from .cache import cached_build
-from .model_kit import TinyClipSpec, TinyT5Spec, save_t5_untied, write_tiny_clip, write_tiny_t5
+from .tiny_models import TinyClipSpec, TinyT5Spec, save_t5_untied, write_tiny_clip, write_tiny_t5
 
 # Bump when the training procedure changes what the same parameters produce: it keys the cache.
 WORLD_MODELS_VERSION = "1"
@@ -150,13 +150,13 @@ def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.P
     """Train the base CLIP on ``train`` (world rows) and save it to ``folder``.
 
     A random-weight ``CLIPModel`` with a BPE tokenizer learnt on ``corpus`` is written
-    first (``model_kit.write_tiny_clip``), then trained by ``ReadTrainer`` in its plain
+    first (``tiny_models.write_tiny_clip``), then trained by ``ReadTrainer`` in its plain
     CLIP setting: one random caption per image, in-batch negatives only.
     """
     # Imported here: the trainer pulls in the whole training stack, the cache check does not need it.
-    from .config import ReadConfig
-    from .data.loading import DataArguments, to_read_schema
-    from .trainer import ReadTrainer
+    from ..config import ReadConfig
+    from ..data.loading import DataArguments, to_read_schema
+    from ..trainer import ReadTrainer
 
     folder = Path(folder)
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
@@ -198,7 +198,7 @@ def paraphrase_pairs(train: datasets.Dataset, task: str = "mix") -> list[tuple[s
 
 def t5_tokenizer_corpus(corpus: list[str], repeats: int = 50) -> list[str]:
     """``corpus`` plus every world word on a line of its own, ``repeats`` times (see ``pretrain_t5``)."""
-    from .data.world import world_vocabulary
+    from .dataset import world_vocabulary
 
     return list(corpus) + world_vocabulary() * repeats
 
@@ -228,10 +228,12 @@ def pretrain_t5(train: datasets.Dataset, corpus: list[str], folder: str | os.Pat
     """Train the base T5 paraphraser on ``train`` and save it to ``folder`` (v1.1 layout).
 
     A plain loop rather than a Trainer: it is a few lines, and the untied v1.1 layout has
-    to be written by ``model_kit.save_t5_untied`` anyway.
+    to be written by ``tiny_models.save_t5_untied`` anyway.
     """
     from tqdm.auto import tqdm
-    from transformers import AutoTokenizer, T5ForConditionalGeneration, get_cosine_schedule_with_warmup
+    from transformers import AutoTokenizer, get_cosine_schedule_with_warmup
+
+    from ..modeling import load_t5
 
     if training.memory not in ("pooled", "full"):
         raise ValueError(f"memory must be 'pooled' or 'full', got {training.memory!r}")
@@ -243,7 +245,7 @@ def pretrain_t5(train: datasets.Dataset, corpus: list[str], folder: str | os.Pat
     write_tiny_t5(folder, t5_tokenizer_corpus(corpus), training.spec, seed=training.seed)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch.manual_seed(training.seed)
-    model = T5ForConditionalGeneration.from_pretrained(folder)
+    model = load_t5(folder)  # no tie_word_embeddings warning for this untied v1.1 checkpoint
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, training.warmup_steps, training.steps)
@@ -289,7 +291,7 @@ def base_models(world: datasets.DatasetDict, world_params: dict, cache_dir: str 
     line): a hub tokenizer also knows words its model never saw together, and the novel
     split must not be out-of-vocabulary text.
     """
-    from .data.world import world_corpus
+    from .dataset import world_corpus
 
     corpus = world_corpus(world)
     clip_params = {"world": world_params, "clip": _params(clip)}

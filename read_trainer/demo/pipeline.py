@@ -1,4 +1,4 @@
-"""The demo pipeline on the synthetic world: READ fine-tuning of the base models, then scoring.
+"""The demo pipeline on the synthetic world: the world and base models, then READ fine-tuning.
 
 Shared by ``recipes/demo.py`` (one READ run, base vs fine-tuned) and ``recipes/ablation.py``
 (base, NegCLIP-only, +reconstruction, +alignment, full READ over several seeds). Everything
@@ -12,13 +12,13 @@ generator -- with two world-specific pieces, each explained where it is defined:
 * :func:`training_rows` hands the world's paraphrases over as one list per caption, so
   each anchor is aligned with *its own* paraphrase (``paraphrases[i]`` paraphrases
   ``captions[i]``).
+
+Scoring and reporting the results is ``report.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,13 +27,11 @@ from typing import Mapping, Sequence
 
 import datasets
 
-from .config import ReadConfig
-from .data.loading import DataArguments, to_read_schema
-from .data.negatives import SWAP_CATEGORIES, HardNegativeGenerator
-from .data.world import HELD_OUT_PAIRS, caption_is_true, caption_to_meaning
-from .evaluation.results import BenchmarkResult
-from .evaluation.world import KIND_TITLES, KINDS, WORLD_CATEGORIES, benchmark_name
-from .world_models import BaseModels
+from ..config import ReadConfig
+from ..data.loading import DataArguments, to_read_schema
+from ..data.negatives import SWAP_CATEGORIES, HardNegativeGenerator
+from .dataset import HELD_OUT_PAIRS, caption_is_true, caption_to_meaning
+from .base_models import BaseModels
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -146,7 +144,7 @@ def finetune(train: datasets.Dataset, config: ReadConfig, negatives=None) -> Pat
 
     The export is a plain ``CLIPModel`` + ``CLIPProcessor`` (``ReadTrainer.save_model``).
     """
-    from .trainer import ReadTrainer
+    from ..trainer import ReadTrainer
 
     if negatives is None:
         negatives = WorldNegatives.for_split(train, seed=config.seed, k=config.num_hard_negatives)
@@ -173,18 +171,18 @@ class DemoArguments:
     n_novel: int = field(default=500, metadata={"help": "Novel-composition test images."})
     image_size: int = field(
         default=96, metadata={"help": "Image side in pixels, a multiple of 3: the base CLIP uses one patch per cell "
-                                      "of the world's 3x3 grid (see world_models.demo_clip_spec)."})
+                                      "of the world's 3x3 grid (see base_models.demo_clip_spec)."})
     clip_pretrain_steps: int | None = field(
-        default=None, metadata={"help": "Base CLIP pretraining steps (default: world_models.ClipPretraining)."})
+        default=None, metadata={"help": "Base CLIP pretraining steps (default: base_models.ClipPretraining)."})
     t5_pretrain_steps: int | None = field(
-        default=None, metadata={"help": "Base T5 pretraining steps (default: world_models.T5Pretraining)."})
+        default=None, metadata={"help": "Base T5 pretraining steps (default: base_models.T5Pretraining)."})
     eval_batch_size: int = field(default=512, metadata={"help": "Batch size for embedding texts and images."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
 
 def pretraining_settings(demo: DemoArguments):
     """The base models' pretraining recipes, with the step counts the flags override."""
-    from .world_models import ClipPretraining, T5Pretraining, demo_clip_spec
+    from .base_models import ClipPretraining, T5Pretraining, demo_clip_spec
 
     clip, t5 = ClipPretraining(spec=demo_clip_spec(demo.image_size)), T5Pretraining()
     if demo.clip_pretrain_steps is not None:
@@ -224,8 +222,8 @@ class Prepared:
 
 def prepare(demo: DemoArguments, watch: Stopwatch) -> Prepared:
     """Steps 1-2 of the demo: the world and the base models, both from the cache when there."""
-    from .data.world import build_world, world_params
-    from .world_models import base_models, is_cached
+    from .dataset import build_world, world_params
+    from .base_models import base_models, is_cached
 
     began = time.perf_counter()
     params = world_params(demo.world_seed, demo.n_train, demo.n_test, demo.n_novel, demo.image_size)
@@ -243,138 +241,3 @@ def prepare(demo: DemoArguments, watch: Stopwatch) -> Prepared:
     base = base_models(world, params, models_dir, clip_recipe, t5_recipe, progress=demo.progress)
     watch.stage("base models" + (" (cached)" if cached else ""), began)
     return Prepared(world, params, base)
-
-
-# ----------------------------------------------------------------------------- scoring
-
-
-def evaluate_clip(model_path: str | os.PathLike, benchmarks: Sequence, progress: bool = True,
-                  batch_size: int = 512) -> dict[str, BenchmarkResult]:
-    """Score a saved ``CLIPModel`` on the world benchmarks (each unique text/image embedded once)."""
-    from .evaluation.embedding import ClipEmbedder
-    from .evaluation.suite import run_suite
-
-    embedder = ClipEmbedder.from_pretrained(str(model_path), batch_size=batch_size, progress=progress)
-    return run_suite(benchmarks, embedder)
-
-
-def accuracy_table(results: Mapping[str, BenchmarkResult], splits: Sequence[str] = ("test", "novel")) -> dict:
-    """``{split: {kind: {category or "macro": accuracy %}}}`` from one model's results."""
-    table: dict = {}
-    for split in splits:
-        for kind in KINDS:
-            result = results.get(benchmark_name(split, kind))
-            if result is None:
-                continue
-            row = {c: result.subsets[c]["accuracy"] for c in WORLD_CATEGORIES if c in result.subsets}
-            row["macro"] = result.total
-            row["ties"] = int(result.metrics.get("ties", 0))
-            table.setdefault(split, {})[kind] = row
-    return table
-
-
-def format_comparison(tables: Mapping[str, dict], splits: Sequence[str] = ("test", "novel")) -> str:
-    """A markdown table: one row per (split, benchmark, category), one column per model."""
-    labels = list(tables)
-    lines = ["| split | benchmark | category | " + " | ".join(labels) + " |",
-             "|---|---|---|" + "---:|" * len(labels)]
-    for split in splits:
-        for kind in KINDS:
-            rows = [t.get(split, {}).get(kind) for t in tables.values()]
-            if not any(rows):
-                continue
-            for category in (*WORLD_CATEGORIES, "macro"):
-                values = [r.get(category) if r else None for r in rows]
-                if all(v is None for v in values):
-                    continue
-                cells = [f"{v:.1f}" if v is not None else "-" for v in values]
-                name = f"**{category}**" if category == "macro" else category
-                lines.append(f"| {split} | {KIND_TITLES[kind]} | {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_json(path: str | os.PathLike, payload: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    return path
-
-
-# ----------------------------------------------------------------------------- checks and chart
-
-SWAPS = ("swap_att", "swap_obj")
-# Accuracy of random embeddings: one of two texts wins half the time; ITT needs the negative to
-# be the lowest of three similarities, TOT the paraphrase pair to be the highest of three: 1/3.
-CHANCE = {"sugarcrepe": 50.0, "pp_itt": 100 / 3, "pp_tot": 100 / 3}
-REPLACES = ("replace_att", "replace_obj", "replace_rel")
-
-
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
-
-
-def bag_of_words_check(table: dict, kind: str = "sugarcrepe") -> dict:
-    """Swap vs replace accuracy per split, for one model (chance is 50% on SugarCrepe-style items).
-
-    A bag-of-words text encoder scores a swap negative (same words, other binding) like its
-    caption, so swaps sit near chance while replacements (a word the image does not show)
-    are easy.
-    """
-    out = {}
-    for split, kinds in table.items():
-        row = kinds[kind]
-        swap, replace = _mean(row[c] for c in SWAPS), _mean(row[c] for c in REPLACES)
-        out[split] = {"swap_mean": swap, "replace_mean": replace, "gap": replace - swap,
-                      "swap": {c: row[c] for c in SWAPS}, "replace": {c: row[c] for c in REPLACES}}
-    out["summary"] = "; ".join(
-        f"{split}: swaps " + ", ".join(f"{c} {v['swap'][c]:.1f}" for c in SWAPS)
-        + " vs replacements " + ", ".join(f"{c} {v['replace'][c]:.1f}" for c in REPLACES)
-        for split, v in out.items()) + " (% correct, chance 50)"
-    return out
-
-
-def wins_per_category(new: dict, old: dict) -> dict:
-    """Where ``new`` beats ``old`` (strictly), over every split x benchmark x category and macro."""
-    cells, losses = 0, []
-    for split, kinds in new.items():
-        for kind, row in kinds.items():
-            for category, value in row.items():
-                if category == "ties":
-                    continue
-                cells += 1
-                if not value > old[split][kind][category]:
-                    losses.append(f"{split}/{kind}/{category}: {value:.1f} vs {old[split][kind][category]:.1f}")
-    summary = f"{cells - len(losses)}/{cells} cells" + (f"; not better: {', '.join(losses)}" if losses else "")
-    return {"cells": cells, "wins": cells - len(losses), "not_better": losses, "summary": summary}
-
-
-def plot_comparison(tables: Mapping[str, dict], path: str | os.PathLike,
-                    splits: Sequence[str] = ("test", "novel")) -> Path:
-    """Grouped bars per category (and macro), one panel per split x benchmark, one colour per model."""
-    from .evaluation.report import headless_pyplot, save_figure
-
-    plt = headless_pyplot()
-    labels = list(tables)
-    categories = (*WORLD_CATEGORIES, "macro")
-    fig, axes = plt.subplots(len(splits), len(KINDS), figsize=(4.6 * len(KINDS), 3.4 * len(splits)),
-                             sharey=True, squeeze=False)
-    width = 0.8 / len(labels)
-    for r, split in enumerate(splits):
-        for c, kind in enumerate(KINDS):
-            ax = axes[r][c]
-            for k, label in enumerate(labels):
-                row = tables[label].get(split, {}).get(kind, {})
-                xs = [i + (k - (len(labels) - 1) / 2) * width for i in range(len(categories))]
-                ax.bar(xs, [row.get(cat, 0.0) for cat in categories], width, label=label)
-            ax.axhline(CHANCE[kind], color="grey", lw=0.8, ls=":")
-            ax.set_xticks(range(len(categories)), [cat.replace("_", "\n") for cat in categories], fontsize=8)
-            ax.set_ylim(0, 100)
-            ax.set_title(f"{KIND_TITLES[kind]} ({'iid test' if split == 'test' else split})", fontsize=9)
-            if c == 0:
-                ax.set_ylabel("accuracy (%)")
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    fig.suptitle("READ on the synthetic world: base vs fine-tuned (ties count as wrong; dotted: chance)",
-                 fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110)

@@ -19,7 +19,7 @@ Columns of every split::
     captions        list[str]           5 true captions
     paraphrases     list[str]           paraphrases[i] means exactly what captions[i] means,
                                         never equal to any caption of the image
-    scene           str                 JSON of the scene (see world_scenes.Scene)
+    scene           str                 JSON of the scene (see scenes.Scene)
     n_objects       int32
     false_captions  list[{category, caption, caption2, negative_caption}]
                     one per SugarCrepe category the image admits; caption is one of the
@@ -44,17 +44,17 @@ from pathlib import Path
 
 import datasets
 
-from ..cache import cached_build
-from .world_scenes import (
+from .cache import cached_build
+from .scenes import (
     ALL_PAIRS, COLOURS, HELD_OUT_PAIRS, RELATIONS, SEEN_PAIRS, SHAPES, SIZES, Scene, render_scene, sample_scene,
 )
-from .world_text import (
-    CATEGORIES, Caption, caption_is_true, caption_pairs, caption_to_meaning, false_caption, paraphrase,
+from .captions import (
+    FALSE_CAPTION_CATEGORIES, Caption, caption_is_true, caption_pairs, caption_to_meaning, false_caption, paraphrase,
     parse_caption, random_caption, render_caption, world_vocabulary,
 )
 
 __all__ = [
-    "WORLD_VERSION", "SPLITS", "CATEGORIES", "COLOURS", "SHAPES", "SIZES", "RELATIONS", "HELD_OUT_PAIRS",
+    "WORLD_VERSION", "SPLITS", "FALSE_CAPTION_CATEGORIES", "COLOURS", "SHAPES", "SIZES", "RELATIONS", "HELD_OUT_PAIRS",
     "SEEN_PAIRS", "MIN_IMAGE_SIZE", "Scene", "build_world", "build_split", "make_example", "world_features",
     "world_eval_items", "world_corpus", "world_vocabulary", "export_imagefolder", "export_world_imagefolder",
     "caption_is_true", "caption_to_meaning", "caption_pairs", "parse_caption",
@@ -151,7 +151,7 @@ def _false_captions(rng: random.Random, captions: list[Caption], paraphrases: li
     allowed = ALL_PAIRS if novel else SEEN_PAIRS
     eligible = [i for i, c in enumerate(captions) if _mentions_held_out(c)] if novel else list(range(len(captions)))
     items = []
-    for category in CATEGORIES:
+    for category in FALSE_CAPTION_CATEGORIES:
         for i in rng.sample(eligible, len(eligible)):
             negative = false_caption(rng, captions[i], category, scene, allowed)
             if negative is not None:

@@ -1,10 +1,10 @@
 """The synthetic world as benchmarks: SugarCrepe-style and SugarCrepe++-style (ITT, TOT) tests.
 
-Every split of the world (``read_trainer.data.world``) carries ground-truth false captions,
+Every split of the world (``read_trainer.demo.dataset``) carries ground-truth false captions,
 one per SugarCrepe category the image admits, each with the true caption it edits and a
 paraphrase of that caption. That is exactly the item layout of the two official
 benchmarks, so the world is scored with the same rules (``rules``), the same batched
-scorer and the same averaging (macro over categories, DESIGN.md §6):
+scorer and the same averaging (macro over categories, as SugarCrepe and SugarCrepe++ report):
 
 =================  ==========================================  ================================
 benchmark          correct when                                total
@@ -26,8 +26,8 @@ from typing import Sequence
 
 import datasets
 
-from . import rules
-from .items import Benchmark, ImageRef, Item
+from ..evaluation import rules
+from ..evaluation.items import Benchmark, ImageRef, Item
 
 KINDS = ("sugarcrepe", "pp_itt", "pp_tot")
 KIND_TITLES = {"sugarcrepe": "SugarCrepe-style", "pp_itt": "SugarCrepe++-style ITT", "pp_tot": "SugarCrepe++-style TOT"}
@@ -73,7 +73,7 @@ def world_benchmark(items: datasets.Dataset, split: str, kind: str) -> Benchmark
 def load_world_benchmarks(world: datasets.DatasetDict, splits: Sequence[str] = ("test", "novel"),
                           kinds: Sequence[str] = KINDS, limit: int | None = None) -> list[Benchmark]:
     """The world benchmarks for ``splits`` x ``kinds`` (``limit``: first images of each split)."""
-    from ..data.world import world_eval_items
+    from .dataset import world_eval_items
 
     out = []
     for split in splits:

@@ -1,4 +1,4 @@
-"""The offline model kit writes checkpoints the hub code path loads, tokenizers that round-trip."""
+"""The tiny stand-in models write checkpoints the hub code path loads, tokenizers that round-trip."""
 
 import json
 from pathlib import Path
@@ -37,3 +37,32 @@ def test_t5_folder_is_v1_1_style_and_its_tokenizer_uses_the_sentencepiece_model(
     assert tok(text).input_ids == sp.encode(text) + [1]  # same pieces, then </s>
     assert (tok.pad_token_id, tok.eos_token_id) == (0, 1)
     assert tok.decode(tok(text).input_ids, skip_special_tokens=True) == text
+
+
+def test_the_frozen_decoder_loads_its_own_lm_head_without_a_tying_warning(tiny_models, caplog):
+    from read_trainer.modeling import load_frozen_decoder
+
+    _, t5_dir = tiny_models
+    weights = load_file(str(Path(t5_dir) / "model.safetensors"))
+    with caplog.at_level("WARNING"):
+        load_frozen_decoder(t5_dir)
+    assert not [r for r in caplog.records if "tie_word_embeddings" in r.getMessage()]
+    decoder, lm_head, config = load_frozen_decoder(t5_dir)
+    assert torch.equal(lm_head.weight, weights["lm_head.weight"])  # its own head, untied
+    assert torch.equal(decoder.embed_tokens.weight, weights["shared.weight"])  # the stored embedding, tied
+    assert config.scale_decoder_outputs is False  # v1.1: no d_model**-0.5 rescaling before the head
+
+
+def test_pretraining_the_demo_t5_loads_it_without_a_tying_warning(tmp_path, caplog):
+    import dataclasses
+
+    import datasets
+
+    from read_trainer.demo.base_models import T5Pretraining, pretrain_t5
+
+    rows = datasets.Dataset.from_list([{"captions": ["a red cube left of a blue ball", "a red cube and a blue ball"],
+                                        "paraphrases": ["a blue ball right of a red cube"]}] * 4)
+    with caplog.at_level("WARNING"):
+        pretrain_t5(rows, ["a red cube left of a blue ball", "a blue ball right of a red cube"], tmp_path / "t5",
+                    dataclasses.replace(T5Pretraining(), steps=1, warmup_steps=0, batch_size=2), progress=False)
+    assert not [r for r in caplog.records if "tie_word_embeddings" in r.getMessage()]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import combinations
 
-from .world_scenes import COLOURS, OPPOSITE, RELATIONS, SHAPES, SIZES, Scene, relation_holds, true_relations
+from .scenes import COLOURS, OPPOSITE, RELATIONS, SHAPES, SIZES, Scene, relation_holds, true_relations
 
 # Synonyms for each relation; a paraphrase may pick another one.
 REL_PHRASES: dict[str, tuple[str, ...]] = {
@@ -37,7 +37,8 @@ REL_PHRASES: dict[str, tuple[str, ...]] = {
 # Where an object is relative to the other one in a pair ("... the cube is on the left").
 SIDES: dict[str, str] = {"left": "on the left", "right": "on the right", "above": "at the top", "below": "at the bottom"}
 
-CATEGORIES: tuple[str, ...] = ("swap_att", "swap_obj", "replace_att", "replace_obj", "replace_rel")
+# The SugarCrepe categories a world false caption can have (a world caption has no add_* edit).
+FALSE_CAPTION_CATEGORIES: tuple[str, ...] = ("swap_att", "swap_obj", "replace_att", "replace_obj", "replace_rel")
 CLAUSE_JOIN = ", and "
 
 # Templates by kind. Slots: {X} {Y} {Z} noun phrases, {R} a relation phrase, {S}/{So} the

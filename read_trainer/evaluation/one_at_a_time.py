@@ -4,7 +4,7 @@ This is how reference evaluators score: for each item, open its images, run the
 processor, embed its images and texts, compare. No de-duplication, no batching across
 items. It shares the decision rules with the batched scorer (those are tested on their
 own) but none of the embedding or gathering code, so agreement between the two checks
-the batched path: ``tests/test_evaluation_scoring.py`` and ``benchmarks/bench_eval.py``.
+the batched path: ``tests/test_evaluation_model.py`` and ``benchmarks/bench_eval.py``.
 """
 
 from __future__ import annotations
