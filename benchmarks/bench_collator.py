@@ -72,7 +72,7 @@ def build_collator(folder: str, rows: list[dict], padding_bucket: int):
 
     from read_trainer.data.collator import ReadCollator
     from read_trainer.data.negatives import HardNegativeGenerator
-    from read_trainer.model_kit import TinyClipSpec, TinyT5Spec, write_tiny_clip, write_tiny_t5
+    from read_trainer.demo.tiny_models import TinyClipSpec, TinyT5Spec, write_tiny_clip, write_tiny_t5
 
     corpus = [c for row in rows for c in row["captions"]][:2000]
     clip_dir = write_tiny_clip(os.path.join(folder, "clip"), corpus, TinyClipSpec(image_size=224, patch_size=32,

@@ -45,7 +45,7 @@ def split_texts(texts: torch.Tensor, batch: int, num_negatives: int):
     return texts[:batch], texts[batch:end], texts[end:]
 
 
-def _l2_normalise(x: torch.Tensor) -> torch.Tensor:
+def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(p=2, dim=-1, keepdim=True)
 
 
@@ -278,11 +278,11 @@ class ReadModel(nn.Module):
             pieces = [self.clip.text_model(input_ids=input_ids[rows, :width]).pooler_output for rows, width in groups]
             order = torch.cat([rows for rows, _ in groups])
             pooled = torch.cat(pieces)[torch.argsort(order)]
-        return pooled, _l2_normalise(self.clip.text_projection(pooled))
+        return pooled, _l2_normalize(self.clip.text_projection(pooled))
 
     def encode_image(self, pixel_values):
         pooled = self.clip.vision_model(pixel_values=pixel_values).pooler_output
-        return _l2_normalise(self.clip.visual_projection(pooled))
+        return _l2_normalize(self.clip.visual_projection(pooled))
 
     def reconstruction_loss(self, anchor_pooled: torch.Tensor, labels: torch.Tensor,
                             decoder_input_ids: torch.Tensor | None = None) -> torch.Tensor:

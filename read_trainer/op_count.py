@@ -90,8 +90,13 @@ class OpCounter(TorchDispatchMode):
 
 
 def shape_signature(batch: dict) -> tuple:
-    """The shapes (and ints) of a batch, in key order: equal signatures mean equal step shapes."""
+    """The shapes (and ints) of a batch, in key order: equal signatures mean equal step shapes.
+
+    Tensors count by shape, ints by value; anything else (the rows' ids, carried for error
+    messages) never reaches a kernel and is left out.
+    """
     return tuple(
         (key, tuple(value.shape) if isinstance(value, torch.Tensor) else value)
         for key, value in sorted(batch.items())
+        if isinstance(value, (torch.Tensor, int))
     )

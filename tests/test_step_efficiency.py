@@ -163,7 +163,7 @@ REFERENCE_YAML = os.path.join(os.path.dirname(__file__), os.pardir, "recipes", "
 def reference_depth_models(tmp_path_factory):
     """The reference architecture's depth (12 + 12 CLIP layers, 24 T5 decoder blocks) at a tiny
     width: op counts and host syncs depend on the depth and the code path, not on the width."""
-    from read_trainer.model_kit import TinyClipSpec, TinyT5Spec, write_tiny_models
+    from read_trainer.demo.tiny_models import TinyClipSpec, TinyT5Spec, write_tiny_models
 
     corpus = CORPUS + [f"in short {c}" for c in CORPUS]
     clip_spec = TinyClipSpec(num_layers=12, hidden_size=32, intermediate_size=64, num_heads=2)
