@@ -25,6 +25,7 @@ from .config import ReadConfig
 from .data.collator import ReadCollator
 from .data.validation import check_dataset
 from .modeling import ReadModel
+from .stream_resume import StreamResumeMixin
 from .wise import wise_ft
 
 HEAD_WEIGHTS_NAME = "read_head.safetensors"
@@ -118,7 +119,7 @@ class _CollatorEpoch(TrainerCallback):
         self.collator.epoch = int(math.floor((state.epoch or 0.0) + 1e-9))
 
 
-class ReadTrainer(Trainer):
+class ReadTrainer(StreamResumeMixin, Trainer):
     """Fine-tunes CLIP with READ.
 
     Args:

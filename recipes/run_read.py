@@ -25,6 +25,7 @@ from transformers import CLIPProcessor  # noqa: E402
 from read_trainer.cli import parse_args_with_config, run_read_argument_types  # noqa: E402
 from read_trainer.data.loading import load_read_datasets, negative_generator_for  # noqa: E402
 from read_trainer.data.scan import scan_dataset  # noqa: E402
+from read_trainer.data.streaming import open_read_stream  # noqa: E402
 from read_trainer.evaluation.callback import CompositionalEvalCallback  # noqa: E402
 from read_trainer.evaluation.report import write_results_json  # noqa: E402
 from read_trainer.evaluation.suite import load_suite  # noqa: E402
@@ -37,9 +38,11 @@ def main(argv=None) -> str:
     data_args, config, bench_args = parse_args_with_config(run_read_argument_types(), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if config.should_log else logging.WARNING)
-    train_dataset, eval_dataset = load_read_datasets(data_args)
+    # A stream is read, checked and decoded as training goes (read_trainer/data/streaming.py).
+    train_dataset, eval_dataset = (open_read_stream(data_args, config) if data_args.streaming
+                                   else load_read_datasets(data_args))
     processor = CLIPProcessor.from_pretrained(config.model_name_or_path)
-    if not data_args.skip_scan:
+    if not data_args.skip_scan and not data_args.streaming:
         # Every image decoded and every caption checked now, not hours into training.
         with config.main_process_first(desc="scanning the training data"):
             train_dataset, report = scan_dataset(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from .collator import BadRowError, as_text_list
 
 
@@ -14,6 +16,8 @@ def check_dataset(dataset: Any, collator, split: str = "train", max_report: int 
     rows whose captions are missing or empty. Images are decoded lazily by the collator,
     which names the row and file of one it cannot read.
     """
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        return  # a stream's rows are checked as they are read (stream_checks.py)
     columns = _column_names(dataset)
     if columns is not None:
         required = [collator.image_column, collator.caption_column]
