@@ -72,7 +72,8 @@ class ValidatedStream(torch.utils.data.IterableDataset):
 
     # -- resumable state (torchdata's StatefulDataLoader calls these, in each worker) -------
     def state_dict(self) -> dict:
-        state = dict(self._state)
+        # A loaded state that no pass has started from yet is still the position.
+        state = dict(self._resume if self._resume is not None else self._state)
         state["seen"], state["bad"] = dict(state["seen"]), dict(state["bad"])
         return state
 
@@ -83,12 +84,18 @@ class ValidatedStream(torch.utils.data.IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def start_afresh(self) -> None:
+        """Drop a loaded state that no pass has used (a resumed pass that was already spent)."""
+        self._resume = None
+
     # -- iteration -----------------------------------------------------------------------
     def __iter__(self):
+        # The resume state is taken at the first next(), not here: DataLoader workers create an
+        # iterator, drop it unread and create another one, which must be the one that resumes.
         state, self._resume = (self._resume, None) if self._resume is not None else (self._fresh_state(), None)
         state["epoch"] = self.epoch
         self._state = state
-        self.source.set_epoch(self.epoch)  # reshuffles the shard order each pass
+        self.source.set_epoch(state["epoch"])  # datasets reshuffles the shard order each pass
         if state["block_start"] is not None:
             self.source.load_state_dict(state["block_start"])
         rows = iter(self.source)

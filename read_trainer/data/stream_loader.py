@@ -30,6 +30,8 @@ class StreamLoader(StatefulDataLoader):
     def __iter__(self):
         while True:
             resumed = self.next_iter_state is not None
+            if not resumed:
+                self.dataset.start_afresh()
             # Set before the workers start: each takes a copy of the stream and the collator.
             self.dataset.set_epoch(self.epoch)
             if hasattr(self.collate_fn, "epoch"):

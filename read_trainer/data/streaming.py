@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import random
 from pathlib import Path
 
 import datasets
@@ -87,9 +88,18 @@ def _rows_of_table_shards(shards: list[str], builder: str):
             yield row
 
 
-def open_shards(files: list[str]) -> datasets.IterableDataset:
-    """One ``IterableDataset`` over ``files`` whose rows carry ``__url__`` and ``__key__``."""
+def open_shards(files: list[str], seed: int | None = None) -> datasets.IterableDataset:
+    """One ``IterableDataset`` over ``files`` whose rows carry ``__url__`` and ``__key__``.
+
+    With a ``seed``, the first pass reads the shards in an order drawn from it; ``datasets``
+    reshuffles the order itself on every later pass (``set_epoch``). Its ``shuffle()`` is
+    not used: it adds a sample buffer that ``load_state_dict`` does not restore, and its
+    multi-shard state cannot be reloaded inside DataLoader workers (datasets 5.2).
+    """
     builder = builder_for(files)
+    if seed is not None:
+        files = list(files)
+        random.Random(seed).shuffle(files)
     if builder == "webdataset":  # the webdataset builder names each sample's tar and key itself
         return datasets.load_dataset("webdataset", data_files={"train": files}, split="train",
                                      streaming=True).decode(False)
@@ -97,14 +107,14 @@ def open_shards(files: list[str]) -> datasets.IterableDataset:
                                                    gen_kwargs={"shards": files, "builder": builder})
 
 
-def open_source(data_args: DataArguments) -> datasets.IterableDataset:
-    """The raw stream ``data_args`` names (see the module docstring)."""
+def open_source(data_args: DataArguments, seed: int | None = None) -> datasets.IterableDataset:
+    """The raw stream ``data_args`` names (see the module docstring); ``seed`` orders the shards."""
     if data_args.train_file is not None:
-        return open_shards(shard_files(data_args.train_file))
+        return open_shards(shard_files(data_args.train_file), seed)
     if data_args.dataset_name is None:
         raise ValueError("no training data: pass --dataset_name or --train_file")
     if os.path.isdir(data_args.dataset_name):
-        return open_shards(shard_files(data_args.dataset_name))
+        return open_shards(shard_files(data_args.dataset_name), seed)
     if data_args.dataset_name.startswith((".", "/", "~")):
         raise FileNotFoundError(f"dataset folder {data_args.dataset_name!r} does not exist")
     # A hub dataset: stream its data files shard by shard when they are in a format we know,
@@ -113,7 +123,7 @@ def open_source(data_args: DataArguments) -> datasets.IterableDataset:
                                             cache_dir=data_args.cache_dir)
     files = (builder.config.data_files or {}).get(data_args.train_split)
     if files and builder.name in SHARD_BUILDERS.values():
-        return open_shards(list(files))
+        return open_shards(list(files), seed)
     stream = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name,
                                    split=data_args.train_split, streaming=True).decode(False)
     return stream.map(_named_by_dataset, with_indices=True, fn_kwargs={"name": data_args.dataset_name})
@@ -134,11 +144,8 @@ def open_read_stream(data_args: DataArguments, config) -> tuple[ValidatedStream,
     """
     if config.max_steps is None or config.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: a stream has no length to count epochs in")
-    source = open_source(data_args)
-    if data_args.shuffle_buffer_size > 0:
-        # Shard order only: datasets' own sample buffer is lost on resume (its load_state_dict
-        # refills it from later data), so ValidatedStream shuffles samples in restorable blocks.
-        source = source.shuffle(seed=config.seed, buffer_size=1)
+    # Samples are shuffled by ValidatedStream in blocks it can restore exactly on resume.
+    source = open_source(data_args, config.seed if data_args.shuffle_buffer_size > 0 else None)
     if config.world_size > 1:
         if source.n_shards % config.world_size:
             logger.warning("%d shards for %d processes: every process reads every shard and keeps 1 sample in %d; "
