@@ -73,8 +73,11 @@ class StreamLoader(StatefulDataLoader):
 
 def stream_dataloader(dataset, collate_fn, args, batch_size: int) -> StreamLoader:
     """The loader Trainer trains from when its train dataset is a stream (``args``: TrainingArguments)."""
+    # Its own generator: starting an iterator draws the workers' base seed, and drawing it from
+    # the global RNG would shift the dropout masks of a resumed run against the uninterrupted one.
+    generator = torch.Generator().manual_seed(args.data_seed if args.data_seed is not None else args.seed)
     options = dict(num_workers=args.dataloader_num_workers, pin_memory=args.dataloader_pin_memory,
-                   drop_last=args.dataloader_drop_last)
+                   drop_last=args.dataloader_drop_last, generator=generator)
     if args.dataloader_num_workers > 0:
         options.update(prefetch_factor=args.dataloader_prefetch_factor,
                        multiprocessing_context=args.dataloader_multiprocessing_context)
