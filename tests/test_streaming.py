@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -76,6 +77,24 @@ def test_shards_stream_back_the_rows_once_per_pass_with_workers(shards, kind, tm
     assert loader.epoch == 1
     second = [row["row_id"] for batch in loader for row in batch]
     assert sorted(second) == expected and second != names  # the next pass reshuffles
+
+
+def test_a_dataset_laid_out_like_a_hub_repo_streams_file_by_file(shards, tmp_path):
+    """``--dataset_name`` goes through ``load_dataset_builder``'s data files, as for a hub id."""
+    from read_trainer.config import ReadConfig
+    from read_trainer.data.loading import DataArguments
+    from read_trainer.data.streaming import open_read_stream
+
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    for i, name in enumerate(sorted(os.listdir(shards["parquet"]))[:2]):
+        shutil.copy(Path(shards["parquet"]) / name, repo / "data" / f"train-{i:05d}-of-00002.parquet")
+    config = ReadConfig(output_dir=str(tmp_path / "run"), max_steps=1, report_to="none", use_cpu=True)
+    stream, evaluation = open_read_stream(DataArguments(dataset_name=str(repo), streaming=True), config)
+    rows = list(stream)
+    assert evaluation is None
+    assert sorted(row["row_id"] for row in rows) == [f"train-{i // PER_SHARD:05d}-of-00002.parquet/{i:09d}"
+                                                      for i in range(2 * PER_SHARD)]
 
 
 def test_corrupt_samples_are_skipped_and_reported_and_every_other_sample_trains(tiny_models, tmp_path):

@@ -95,7 +95,7 @@ def _rows_of_table_shards(shards: list[str], builder: str):
         position = 0
 
 
-def open_shards(files: list[str], seed: int | None = None) -> datasets.IterableDataset:
+def open_shards(files: list[str], seed: int | None = None, builder: str | None = None) -> datasets.IterableDataset:
     """One ``IterableDataset`` over ``files`` whose rows carry ``__url__`` and ``__key__``.
 
     With a ``seed``, the first pass reads the shards in an order drawn from it; ``datasets``
@@ -103,7 +103,7 @@ def open_shards(files: list[str], seed: int | None = None) -> datasets.IterableD
     not used: it adds a sample buffer that ``load_state_dict`` does not restore, and its
     multi-shard state cannot be reloaded inside DataLoader workers (datasets 5.2).
     """
-    builder = builder_for(files)
+    builder = builder or builder_for(files)
     if seed is not None:
         files = list(files)
         random.Random(seed).shuffle(files)
@@ -120,20 +120,21 @@ def open_source(data_args: DataArguments, seed: int | None = None) -> datasets.I
         return open_shards(shard_files(data_args.train_file), seed)
     if data_args.dataset_name is None:
         raise ValueError("no training data: pass --dataset_name or --train_file")
-    if os.path.isdir(data_args.dataset_name):
-        return open_shards(shard_files(data_args.dataset_name), seed)
-    if data_args.dataset_name.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"dataset folder {data_args.dataset_name!r} does not exist")
-    # A hub dataset: stream its data files shard by shard when they are in a format we know,
-    # so invalid samples are reported with their file.
-    builder = datasets.load_dataset_builder(data_args.dataset_name, data_args.dataset_config_name,
-                                            cache_dir=data_args.cache_dir)
-    files = (builder.config.data_files or {}).get(data_args.train_split)
+    name = data_args.dataset_name
+    if os.path.isdir(name) and any(Path(name, f).suffix.lower() in SHARD_BUILDERS for f in os.listdir(name)):
+        return open_shards(shard_files(name), seed)
+    if not os.path.isdir(name) and name.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"dataset folder {name!r} does not exist")
+    # A hub dataset (or a folder laid out like one, e.g. data/train-*.parquet): stream its
+    # data files shard by shard when they are in a format we know, so invalid samples are
+    # reported with their file.
+    builder = datasets.load_dataset_builder(name, data_args.dataset_config_name, cache_dir=data_args.cache_dir)
+    files = {str(split): f for split, f in (builder.config.data_files or {}).items()}.get(data_args.train_split)
     if files and builder.name in SHARD_BUILDERS.values():
-        return open_shards(list(files), seed)
-    stream = datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name,
-                                   split=data_args.train_split, streaming=True).decode(False)
-    return stream.map(_named_by_dataset, with_indices=True, fn_kwargs={"name": data_args.dataset_name})
+        return open_shards(list(files), seed, builder.name)
+    stream = datasets.load_dataset(name, data_args.dataset_config_name, split=data_args.train_split,
+                                   streaming=True).decode(False)
+    return stream.map(_named_by_dataset, with_indices=True, fn_kwargs={"name": name})
 
 
 def _named_by_dataset(row: dict, index: int, name: str) -> dict:
