@@ -26,7 +26,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import CAPTIONS, load_recipe, make_rows
+from conftest import CAPTIONS, load_recipe, make_rows, write_caption_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS, PER_SHARD = 16, 4
@@ -95,6 +95,22 @@ def test_a_dataset_laid_out_like_a_hub_repo_streams_file_by_file(shards, tmp_pat
     assert evaluation is None
     assert sorted(row["row_id"] for row in rows) == [f"train-{i // PER_SHARD:05d}-of-00002.parquet/{i:09d}"
                                                       for i in range(2 * PER_SHARD)]
+
+
+def test_make_shards_writes_any_loadable_dataset_as_streamable_shards(tmp_path):
+    from read_trainer.data.streaming import open_shards
+
+    write_caption_jsonl(tmp_path)  # a JSONL file with image paths, as run_read.py loads it
+    make_shards = load_recipe("make_shards")
+    paths = make_shards.main(["--train_file", str(tmp_path / "train.jsonl"), "--output", str(tmp_path / "shards"),
+                              "--samples_per_shard", "3", "--image_format", "png"])
+    assert [Path(p).name for p in paths] == ["train-00000.tar", "train-00001.tar"]
+    rows = sorted(open_shards(paths), key=lambda row: row["__key__"])
+    assert [row["__key__"] for row in rows] == [f"{i:09d}" for i in range(len(CAPTIONS))]
+    for i, row in enumerate(rows):
+        assert row["json"]["captions"] == CAPTIONS[i]
+        # The PNG files' own bytes, not a re-encoding.
+        assert row["png"]["bytes"] == (tmp_path / f"{i}.png").read_bytes()
 
 
 def test_corrupt_samples_are_skipped_and_reported_and_every_other_sample_trains(tiny_models, tmp_path):
