@@ -79,10 +79,14 @@ def test_shards_stream_back_the_rows_once_per_pass_with_workers(shards, kind, tm
     assert sorted(second) == expected and second != names  # the next pass reshuffles
 
 
-def test_a_dataset_laid_out_like_a_hub_repo_streams_file_by_file(shards, tmp_path):
+def test_a_dataset_laid_out_like_a_hub_repo_streams_file_by_file_with_negatives_on_the_fly(
+        tiny_models, shards, tmp_path):
     """``--dataset_name`` goes through ``load_dataset_builder``'s data files, as for a hub id."""
+    from transformers import CLIPProcessor
+
     from read_trainer.config import ReadConfig
-    from read_trainer.data.loading import DataArguments
+    from read_trainer.data.collator import ReadCollator
+    from read_trainer.data.loading import DataArguments, negative_generator_for
     from read_trainer.data.streaming import open_read_stream
 
     repo = tmp_path / "repo"
@@ -90,11 +94,25 @@ def test_a_dataset_laid_out_like_a_hub_repo_streams_file_by_file(shards, tmp_pat
     for i, name in enumerate(sorted(os.listdir(shards["parquet"]))[:2]):
         shutil.copy(Path(shards["parquet"]) / name, repo / "data" / f"train-{i:05d}-of-00002.parquet")
     config = ReadConfig(output_dir=str(tmp_path / "run"), max_steps=1, report_to="none", use_cpu=True)
-    stream, evaluation = open_read_stream(DataArguments(dataset_name=str(repo), streaming=True), config)
+    data_args = DataArguments(dataset_name=str(repo), streaming=True, hard_negatives="generate")
+    stream, evaluation = open_read_stream(data_args, config)
     rows = list(stream)
     assert evaluation is None
     assert sorted(row["row_id"] for row in rows) == [f"train-{i // PER_SHARD:05d}-of-00002.parquet/{i:09d}"
                                                       for i in range(2 * PER_SHARD)]
+    # hard_negatives=generate: the rows' own negatives are dropped, the generator makes them per anchor.
+    assert not any("negatives" in row for row in rows)
+    generator = negative_generator_for(data_args, stream, config.num_hard_negatives, config.seed)
+    collator = ReadCollator(processor=CLIPProcessor.from_pretrained(tiny_models[0]), negative_generator=generator)
+    batch = collator(rows[:4])
+    assert batch["input_ids"].shape[0] == 4 * (1 + 3) + 4  # anchors, 3 negatives each, paraphrases
+
+
+def test_a_paraphrase_sidecar_that_matches_no_streamed_caption_is_an_error(shards):
+    stream = _stream(shards["webdataset"], paraphrases={"a caption of another dataset": ["x"]},
+                     paraphrase_file="other.jsonl", min_samples=4, report_file=None)
+    with pytest.raises(ValueError, match="paraphrase_file 'other.jsonl' matches no caption of the first 4"):
+        list(stream)
 
 
 def test_make_shards_writes_any_loadable_dataset_as_streamable_shards(tmp_path):
