@@ -13,14 +13,17 @@ difference is in getting rows to it:
   ``datasets``' webdataset builder, checked, block-shuffled and decoded by
   ``ValidatedStream``, batched by ``StreamLoader`` (torchdata's StatefulDataLoader).
 
-Reported per loader and worker count: samples/s over one pass (worker start-up included)
-and samples/s per worker (the main process counts as one worker with 0 workers).
+Reported per loader and worker count: samples/s over one pass (worker start-up included),
+the median of ``--repeats`` passes run interleaved (map-style, streaming, map-style, ...) so
+that load from other jobs on the machine hits both alike, and samples/s per worker (the main
+process counts as one worker with 0 workers).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +53,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--shuffle_buffer_size", type=int, default=256)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1, help="torch threads in each process")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved passes per loader; the median is reported")
     return p.parse_args()
 
 
@@ -108,7 +112,7 @@ def main() -> None:
         collator, table, shards, mean_kb = build(args, Path(tmp))
         print(f"{args.samples} stand-in {args.image_size[0]}x{args.image_size[1]} JPEGs (mean {mean_kb:.0f} KB), "
               f"{len(shards)} shards, batch {args.batch_size}, {args.threads} torch thread(s) per process\n")
-        print("| loader | workers | samples/s | samples/s per worker |")
+        print("| loader | workers | samples/s, median (range) | samples/s per worker |")
         print("|---|---|---|---|")
         for workers in args.workers:
             extra = {"worker_init_fn": lambda _: torch.set_num_threads(args.threads)} if workers else {}
@@ -118,11 +122,16 @@ def main() -> None:
                                      report_file=None)
             streaming = StreamLoader(stream, batch_size=args.batch_size, collate_fn=collator, num_workers=workers,
                                      **extra)
-            for name, loader in (("map-style", map_style), ("streaming", streaming)):
-                count, seconds = one_pass(loader)
-                assert count == args.samples, (name, count)
-                rate = count / seconds
-                print(f"| {name} | {workers} | {rate:.1f} | {rate / max(workers, 1):.1f} |", flush=True)
+            rates = {"map-style": [], "streaming": []}
+            for _ in range(args.repeats):
+                for name, loader in (("map-style", map_style), ("streaming", streaming)):
+                    count, seconds = one_pass(loader)
+                    assert count == args.samples, (name, count)
+                    rates[name].append(count / seconds)
+            for name, values in rates.items():
+                rate = statistics.median(values)
+                spread = f"{min(values):.1f}-{max(values):.1f}"
+                print(f"| {name} | {workers} | {rate:.1f} ({spread}) | {rate / max(workers, 1):.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ seeded from (seed, epoch, worker, block), and yielded. ``state_dict()`` holds th
 position at the block start, the block number, how many of its rows were consumed and the
 invalid counts, so a resumed reader re-reads one block and continues at the exact sample
 (a rolling buffer, as ``datasets``' own, cannot be restored without saving its contents).
+``datasets`` itself resumes a shard by reading it up to the saved position (undecoded).
 """
 
 from __future__ import annotations

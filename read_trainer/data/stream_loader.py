@@ -3,8 +3,8 @@
 torchdata's ``StatefulDataLoader`` asks the stream for its ``state_dict()`` after every
 batch (in each worker, when there are workers) and hands it back through
 ``load_state_dict``, so a resumed loader continues at the next sample instead of
-re-reading and discarding everything before it (what Trainer's ``skip_first_batches``
-does with an iterable dataset). The loader also counts passes over the stream (epochs):
+re-reading, decoding and collating everything before it (what Trainer's
+``skip_first_batches`` does with an iterable dataset). The loader also counts passes over the stream (epochs):
 each pass reshuffles the shard order and the collator's per-row sampling.
 """
 
