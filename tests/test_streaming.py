@@ -198,7 +198,8 @@ def test_a_shard_of_mostly_bad_samples_stops_the_run_naming_it(tiny_models, tmp_
 # -- SIGKILL and resume --------------------------------------------------------------------
 
 def _run_read(tmp_path, args, log, kill_at_step=None):
-    """recipes/run_read.py in a fresh process, logging the row ids each step trains on."""
+    """recipes/run_read.py in a fresh process, logging the row ids each step trains on
+    (``log``) and those the stream reads and checks (``log`` + ".read", with the epoch)."""
     script = tmp_path / "launch.py"
     script.write_text(textwrap.dedent(f"""
         import json, os, signal, sys
@@ -206,6 +207,14 @@ def _run_read(tmp_path, args, log, kill_at_step=None):
         from transformers import TrainerCallback
         import read_trainer.trainer as trainer_module
         from read_trainer.data.collator import ReadCollator
+        from read_trainer.data.stream_checks import ValidatedStream
+
+        check = ValidatedStream._check
+        def checked(self, raw, state):  # in the DataLoader workers: one appended line per sample
+            with open({str(log) + ".read"!r}, "a") as f:
+                f.write(f"{{state['epoch']}} {{os.path.basename(raw['__url__'])}}/{{raw['__key__']}}\\n")
+            return check(self, raw, state)
+        ValidatedStream._check = checked
 
         collate = ReadCollator.__call__
         def call(self, rows):  # runs in the DataLoader workers: the ids travel with the batch
@@ -268,6 +277,12 @@ def test_sigkill_then_resume_trains_on_the_same_samples_to_the_same_weights(tiny
     assert sorted(first_pass) == sorted(set(first_pass)) and len(first_pass) == ROWS
     assert _steps(tmp_path / "killed.log") == expected[:3]
     assert _steps(tmp_path / "resumed.log") == expected[3:]
+    # The resumed stream started at the checkpoint's sample: none of the samples trained on
+    # before it was read again in that pass (a data skip would read and collate them all).
+    before = {row for _, ids in expected[:3] for row in ids}
+    reread = [line.split()[1] for line in Path(str(tmp_path / "resumed.log") + ".read").read_text().splitlines()
+              if line.split()[0] == "0"]
+    assert reread and not before & set(reread), sorted(before & set(reread))
 
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
