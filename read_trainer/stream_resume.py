@@ -37,7 +37,8 @@ class StreamResumeMixin(Trainer):
 
     def _save_checkpoint(self, model, trial):
         if self._stream_loader is not None:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            step_folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            folder = os.path.join(self._get_output_dir(trial=trial), step_folder)
             self._stream_loader.save(folder, self.args.process_index, self.args.world_size)
         super()._save_checkpoint(model, trial)
 

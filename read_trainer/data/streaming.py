@@ -80,19 +80,15 @@ def _rows_of_table_shards(shards: list[str], builder: str):
     shard does, and this generator's ``shards`` list is what ``datasets`` splits across
     processes and workers (and records in its resumable state) exactly as it would files.
     """
-    position = 0
     for shard in shards:
         part = datasets.load_dataset(builder, data_files=[shard], split="train", streaming=True).decode(False)
         # ``iter`` rather than ``for row in part``: inside a DataLoader worker the latter would
         # split this one shard among the workers again (this generator already holds the share).
-        for batch in part.iter(batch_size=64):
-            for values in zip(*batch.values()):
-                row = dict(zip(batch, values))
-                row.setdefault("__key__", str(position))
-                row["__url__"] = shard
-                position += 1
-                yield row
-        position = 0
+        rows = (dict(zip(batch, values)) for batch in part.iter(batch_size=64) for values in zip(*batch.values()))
+        for position, row in enumerate(rows):
+            row.setdefault("__key__", str(position))
+            row["__url__"] = shard
+            yield row
 
 
 def open_shards(files: list[str], seed: int | None = None, builder: str | None = None) -> datasets.IterableDataset:
