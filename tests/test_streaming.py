@@ -79,6 +79,18 @@ def test_shards_stream_back_the_rows_once_per_pass_with_workers(shards, kind, tm
     assert sorted(second) == expected and second != names  # the next pass reshuffles
 
 
+def test_url_patterns_of_shards_are_expanded_and_streamed_through_fsspec(shards):
+    from read_trainer.data.streaming import shard_files
+
+    pattern = "file://" + str(Path(shards["parquet"]) / "train-*.parquet")
+    files = shard_files(pattern)
+    assert files == [f"file://{shards['parquet']}/train-{i:05d}.parquet" for i in range(ROWS // PER_SHARD)]
+    rows = list(_stream(pattern, seed=None, shuffle_buffer_size=0, report_file=None))  # in order
+    assert [row["row_id"] for row in rows] == [f"train-{i // PER_SHARD:05d}.parquet/{i:09d}" for i in range(ROWS)]
+    with pytest.raises(FileNotFoundError, match="no shard matches"):
+        shard_files("file://" + str(Path(shards["parquet"]) / "valid-*.parquet"))
+
+
 def test_a_dataset_laid_out_like_a_hub_repo_streams_file_by_file_with_negatives_on_the_fly(
         tiny_models, shards, tmp_path):
     """``--dataset_name`` goes through ``load_dataset_builder``'s data files, as for a hub id."""

@@ -24,6 +24,7 @@ import random
 from pathlib import Path
 
 import datasets
+import fsspec
 from datasets.distributed import split_dataset_by_node
 
 from .loading import DataArguments, load_paraphrase_file, load_split, to_read_schema
@@ -40,8 +41,15 @@ def shard_files(spec: str) -> list[str]:
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
-        if "://" in part:
-            files.append(part)  # remote: datasets opens it through fsspec
+        if "://" in part:  # remote (or file://): opened through fsspec, as datasets opens it
+            if glob.has_magic(part):
+                fs, pattern = fsspec.core.url_to_fs(part)
+                found = sorted(fs.unstrip_protocol(path) for path in fs.glob(pattern))
+                if not found:
+                    raise FileNotFoundError(f"no shard matches {part!r}")
+                files.extend(found)
+            else:
+                files.append(part)
         elif os.path.isdir(part):
             found = sorted(str(p) for p in Path(part).iterdir() if p.suffix.lower() in SHARD_BUILDERS)
             if not found:
