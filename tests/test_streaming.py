@@ -79,6 +79,23 @@ def test_shards_stream_back_the_rows_once_per_pass_with_workers(shards, kind, tm
     assert sorted(second) == expected and second != names  # the next pass reshuffles
 
 
+def test_jsonl_shards_with_image_paths_relative_to_the_shard(tmp_path):
+    folder = tmp_path / "jsonl"
+    (folder / "images").mkdir(parents=True)
+    source = make_rows(6)
+    for shard in range(2):
+        lines = []
+        for i in range(3 * shard, 3 * shard + 3):
+            source[i]["image"].save(folder / "images" / f"{i}.png")
+            lines.append(json.dumps({"__key__": f"k{i}", "image": f"images/{i}.png", "captions": source[i]["captions"]}))
+        (folder / f"part-{shard}.jsonl").write_text("\n".join(lines) + "\n")
+    rows = list(_stream(str(folder), seed=None, shuffle_buffer_size=0, report_file=None))
+    assert [row["row_id"] for row in rows] == [f"part-{i // 3}.jsonl/k{i}" for i in range(6)]
+    for i, row in enumerate(rows):
+        assert list(row["image"].getdata()) == list(source[i]["image"].getdata())
+        assert row["captions"] == source[i]["captions"]
+
+
 def test_url_patterns_of_shards_are_expanded_and_streamed_through_fsspec(shards):
     from read_trainer.data.streaming import shard_files
 
