@@ -2,11 +2,14 @@
 
 * the webdataset and parquet shards that ``read_trainer.data.shards`` writes stream back as
   the rows that went in (images decoded, paraphrases looked up per caption), each row once
-  per pass, with DataLoader workers;
+  per pass, with DataLoader workers; so do JSONL shards (image paths relative to the shard),
+  URL patterns (fsspec, ``file://``), a folder laid out like a hub dataset (through
+  ``load_dataset_builder``) and what ``recipes/make_shards.py`` writes from a loaded dataset;
 * a real 2-process gloo run (``torchrun --nproc_per_node 2``, each process with 2 workers)
   trains on every sample exactly once per epoch, over two epochs, and on parquet shards;
 * a run SIGKILLed right after a checkpoint and resumed trains on exactly the samples the
-  uninterrupted run trained on after that step, and ends with the same weights (1e-6);
+  uninterrupted run trained on after that step, reads none of those before it again, and
+  ends with the same weights (1e-6);
 * a corrupt image and a missing caption are skipped and reported with shard and key while
   every other sample trains; a shard of mostly bad samples stops the run, naming it.
 """
