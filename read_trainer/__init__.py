@@ -10,6 +10,8 @@ Training
     ``DataArguments``         dataset and column options of ``recipes/run_read.py``
     ``load_read_datasets``    train / eval datasets in the row schema, from those options
     ``scan_dataset``          the up-front check of every row and image
+    ``open_read_stream``      the streamed train data (``--streaming``): this process's checked rows
+    ``write_webdataset_shards``  rows to webdataset shards for streaming
     ``HardNegativeGenerator`` rule-based swap / replace negatives, no model download
     ``wise_ft``               weight interpolation between a base and a fine-tuned CLIP
 
@@ -46,6 +48,8 @@ _EXPORTS = {
     "DataArguments": "read_trainer.data.loading",
     "load_read_datasets": "read_trainer.data.loading",
     "scan_dataset": "read_trainer.data.scan",
+    "open_read_stream": "read_trainer.data.streaming",
+    "write_webdataset_shards": "read_trainer.data.shards",
     "HardNegativeGenerator": "read_trainer.data.negatives",
     "wise_ft": "read_trainer.wise",
     "load_suite": "read_trainer.evaluation.suite",

@@ -38,6 +38,7 @@ from .nonfinite import NonFiniteGuard, assert_finite
 from .output_dir import claim_output_dir, staged_export
 from .publish_files import redact_local_paths
 from .run_record import build_record, check_record, data_fingerprint, resolve_resume, weights_hash, write_record
+from .stream_resume import StreamResumeMixin
 from .wise import wise_ft
 
 class _CollatorEpoch(TrainerCallback):
@@ -54,7 +55,7 @@ class _CollatorEpoch(TrainerCallback):
         self.collator.epoch = int(math.floor((state.epoch or 0.0) + 1e-9))
 
 
-class ReadTrainer(Trainer):
+class ReadTrainer(StreamResumeMixin, Trainer):
     """Fine-tunes CLIP with READ.
 
     Args:

@@ -27,6 +27,7 @@ from read_trainer.cli import parse_args_with_config, run_read_argument_types, ru
 from read_trainer.data.loading import load_read_datasets, negative_generator_for  # noqa: E402
 from read_trainer.data.scan import scan_dataset  # noqa: E402
 from read_trainer.evaluation.bundled import default_data_root  # noqa: E402
+from read_trainer.data.streaming import open_read_stream  # noqa: E402
 from read_trainer.evaluation.callback import CompositionalEvalCallback  # noqa: E402
 from read_trainer.evaluation.report import write_results_json  # noqa: E402
 from read_trainer.evaluation.suite import load_suite  # noqa: E402
@@ -51,9 +52,11 @@ def main(argv=None) -> str:
     resolve_run_ids(config, data_args)
     claim_output_dir(config.output_dir, resuming=config.resume_requested, overwrite=config.overwrite_output_dir,
                      is_main_process=config.process_index == 0)
-    train_dataset, eval_dataset = load_read_datasets(data_args)
+    # A stream is read, checked and decoded as training goes (read_trainer/data/streaming.py).
+    train_dataset, eval_dataset = (open_read_stream(data_args, config) if data_args.streaming
+                                   else load_read_datasets(data_args))
     processor = CLIPProcessor.from_pretrained(config.model_name_or_path)
-    if not data_args.skip_scan:
+    if not data_args.skip_scan and not data_args.streaming:
         # Every image decoded and every caption checked now, not hours into training.
         with config.main_process_first(desc="scanning the training data"):
             train_dataset, report = scan_dataset(

@@ -26,13 +26,14 @@ CONFIGS = ROOT / "recipes" / "accelerate"
 EXPECTED = {
     "single_gpu.yaml": DistributedType.NO,
     "multi_gpu_ddp.yaml": DistributedType.MULTI_GPU,
+    "multi_node.yaml": DistributedType.MULTI_GPU,
     "fsdp.yaml": DistributedType.FSDP,
     "deepspeed_zero2.yaml": DistributedType.DEEPSPEED,
 }
 TRAINING = ["recipes/run_read.py", "--config", "recipes/read_clip_vit_b32.yaml"]
 
 
-def test_the_four_launch_configs_exist():
+def test_the_launch_configs_exist():
     assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(EXPECTED)
 
 
@@ -112,3 +113,12 @@ def test_deepspeed_config_builds_a_zero2_plugin():
     assert config["zero_optimization"]["offload_optimizer"]["device"] == "none"
     # Clipping and accumulation are "auto": Trainer fills them from the training config.
     assert config["gradient_clipping"] == "auto" and config["gradient_accumulation_steps"] == "auto"
+
+
+def test_multi_node_config_takes_each_machines_rank_and_the_main_address():
+    args, *_ = _launch_env(CONFIGS / "multi_node.yaml", ["--machine_rank", "1", "--main_process_ip", "10.0.0.1"])
+    assert args.multi_gpu and args.num_machines == 2 and args.num_processes == 16
+    assert args.machine_rank == 1 and args.main_process_ip == "10.0.0.1" and args.main_process_port == 29500
+    # What torchrun gets on that machine: 2 nodes, this one rank 1, 8 processes on it.
+    assert (int(args.nnodes), args.node_rank, int(args.nproc_per_node)) == (2, 1, 8)
+    assert args.rdzv_endpoint == "10.0.0.1:29500"

@@ -91,6 +91,28 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the evaluation set."})
     cache_dir: str | None = field(default=None, metadata={"help": "datasets cache folder."})
+    # Streaming (read_trainer/data/streaming.py): rows are read, checked and decoded as training goes.
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Stream the training data instead of loading it: a hub id (--dataset_name), or local or "
+                  "remote webdataset .tar / .parquet / .jsonl shards (--train_file: files, globs, folders, comma-"
+                  "separated). Each process and DataLoader worker reads its own shards; needs --max_steps."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={"help": "Streaming: samples shuffled together (in blocks, restored exactly on resume); the shard "
+                  "order is reshuffled every pass. 0 keeps the stream's order."},
+    )
+    max_invalid_fraction: float = field(
+        default=0.05,
+        metadata={"help": "Streaming: stop the run when more than this fraction of a shard's samples (or of all "
+                  "samples read) are invalid. Invalid samples are skipped and written to the invalid-rows report."},
+    )
+    min_samples_for_invalid_check: int = field(
+        default=100,
+        metadata={"help": "Streaming: samples a shard (and the whole stream) must have had before "
+                  "--max_invalid_fraction is checked."},
+    )
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -245,7 +267,7 @@ def negative_generator_for(data_args: DataArguments, dataset: datasets.Dataset, 
 
     if num_hard_negatives == 0 or data_args.hard_negatives == "column":
         return None
-    if data_args.hard_negatives == "auto" and "negatives" in dataset.column_names:
+    if data_args.hard_negatives == "auto" and "negatives" in (dataset.column_names or ()):
         return None
     return HardNegativeGenerator(seed=seed, backend=data_args.negative_backend)
 

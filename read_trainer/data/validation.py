@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from .rows import BadRowError, row_text_problems
 
 
@@ -16,6 +18,8 @@ def check_dataset(dataset: Any, collator, split: str = "train", max_report: int 
     Images are decoded lazily by the collator, which names the row and file of one it
     cannot read (``recipes/run_read.py`` decodes them all up front with the scan).
     """
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        return  # a stream's rows are checked as they are read (stream_checks.py)
     columns = _column_names(dataset)
     if columns is not None:
         required = [collator.image_column, collator.caption_column]
