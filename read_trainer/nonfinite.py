@@ -2,8 +2,9 @@
 
 Trainer on its own keeps going after a NaN: the logged loss reads 0.0 (its NaN filter),
 the weights turn NaN at the next optimizer step and every later checkpoint and the export
-are NaN. ``NonFiniteGuard`` checks each micro-batch's loss (``ReadTrainer.training_step``)
-and the accumulated gradients right before the optimizer step (``on_pre_optimizer_step``):
+are NaN. ``NonFiniteGuard`` keeps each micro-batch's loss (``ReadTrainer.training_step``)
+and checks them with the accumulated gradients right before the optimizer step
+(``on_pre_optimizer_step``), in one read of the device per optimizer step:
 
 * ``stop`` raises ``NonFiniteError`` naming the optimizer step, the loss components and
   the rows of the batch, so the bad data or setting can be found;
@@ -90,33 +91,36 @@ class NonFiniteGuard(TrainerCallback):
         self.policy = policy
         self.check_gradients = check_gradients
         self.skipped_steps = 0
-        self._bad_loss: str | None = None  # what went wrong in the update being accumulated
-        self._row_ids: list = []
+        self._reset()
 
     def check_loss(self, loss: torch.Tensor, step: int, components: Callable[[], Mapping[str, float]],
                    row_ids) -> None:
-        """After one micro-batch's backward: remember its rows, act on a non-finite loss.
+        """After one micro-batch's backward: remember its loss and rows.
 
-        ``components`` is only called for a non-finite loss (reading values syncs the device).
+        Nothing is read back from the device here: a read would stall every step while the
+        host waits for the device. The verdict is taken once per optimizer step, with the
+        gradients, in ``on_pre_optimizer_step``; ``components`` is only called then, and
+        only for a non-finite loss.
         """
-        rows = list(row_ids) if row_ids is not None else []
-        self._row_ids.extend(rows)
-        if bool(torch.isfinite(loss.detach()).all()):
-            return
-        parts = ", ".join(f"{name}={value:.6g}" for name, value in components().items()) or "not recorded"
-        message = (f"non-finite loss {float(loss.detach().float().mean()):.6g} at optimizer step {step} "
-                   f"(loss components: {parts}) in the batch of rows {_shorten(rows)}")
-        if self.policy == "stop":
-            raise NonFiniteError(message + "; rerun with --nonfinite skip to drop such updates")
-        self._bad_loss = message
+        self._row_ids.extend(list(row_ids) if row_ids is not None else [])
+        self._losses.append(loss.detach().float().mean())
+        self._components = components
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
         step = state.global_step + 1
-        problem = self._bad_loss
-        if problem is None and self.check_gradients and model is not None:
-            bad = first_nonfinite((name, p.grad) for name, p in model.named_parameters() if p.grad is not None)
-            if bad is not None:
-                problem = f"non-finite gradient of {bad!r} at optimizer step {step} in the batch of rows {self._rows()}"
+        values = list(self._losses)
+        if self.check_gradients and model is not None:
+            grads = [_local(p.grad).detach() for p in model.parameters() if p.grad is not None]
+            if grads:
+                # One norm per gradient, in a few fused kernels: a NaN or inf anywhere makes
+                # its norm non-finite. So the device is read once per optimizer step, not once
+                # per tensor.
+                values.extend(n.float() for n in torch._foreach_norm(grads))
+        problem = None
+        if values:
+            device = values[0].device
+            if not bool(torch.isfinite(torch.stack([v.to(device) for v in values])).all()):
+                problem = self._describe(step, model)
                 if self.policy == "stop":
                     raise NonFiniteError(problem + "; rerun with --nonfinite skip to drop such updates")
         if problem is not None:
@@ -127,7 +131,22 @@ class NonFiniteGuard(TrainerCallback):
             from transformers.utils import logging
 
             logging.get_logger(__name__).warning("skipped the update: %s", problem)
-        self._bad_loss, self._row_ids = None, []
+        self._reset()
+
+    def _describe(self, step: int, model) -> str:
+        """What went wrong in this update (called only once something did: it reads the device)."""
+        bad_losses = [float(v) for v in self._losses if not bool(torch.isfinite(v))]
+        if bad_losses:
+            parts = ", ".join(f"{name}={value:.6g}" for name, value in self._components().items()) or "not recorded"
+            return (f"non-finite loss {bad_losses[0]:.6g} at optimizer step {step} "
+                    f"(loss components: {parts}) in the batch of rows {self._rows()}")
+        bad = first_nonfinite((name, p.grad) for name, p in model.named_parameters() if p.grad is not None)
+        return f"non-finite gradient of {bad!r} at optimizer step {step} in the batch of rows {self._rows()}"
+
+    def _reset(self) -> None:
+        self._losses: list[torch.Tensor] = []
+        self._components: Callable[[], Mapping[str, float]] = dict
+        self._row_ids: list = []
 
     def log_fields(self) -> dict[str, int]:
         return {"nonfinite_skipped_steps": self.skipped_steps} if self.policy == "skip" else {}

@@ -248,18 +248,13 @@ def _run_read(tmp_path, args, log, kill_at_step=None):
             return check(self, raw, state)
         ValidatedStream._check = checked
 
-        collate = ReadCollator.__call__
-        def call(self, rows):  # runs in the DataLoader workers: the ids travel with the batch
-            return dict(collate(self, rows), row_ids=[row["row_id"] for row in rows])
-        ReadCollator.__call__ = call
-
-        compute_loss = trainer_module.ReadTrainer.compute_loss
+        # The collator hands the batch's row ids over (for error messages); log them per step.
+        training_step = trainer_module.ReadTrainer.training_step
         def logged(self, model, inputs, *a, **kw):
-            if model.training:
-                with open({str(log)!r}, "a") as f:
-                    f.write(json.dumps([self.state.global_step + 1, inputs.pop("row_ids")]) + "\\n")
-            return compute_loss(self, model, inputs, *a, **kw)
-        trainer_module.ReadTrainer.compute_loss = logged
+            with open({str(log)!r}, "a") as f:
+                f.write(json.dumps([self.state.global_step + 1, list(inputs["row_ids"])]) + "\\n")
+            return training_step(self, model, inputs, *a, **kw)
+        trainer_module.ReadTrainer.training_step = logged
 
         class KillAfterSave(TrainerCallback):
             def on_save(self, args, state, control, **kwargs):

@@ -27,7 +27,8 @@ import datasets
 import fsspec
 from datasets.distributed import split_dataset_by_node
 
-from .loading import DataArguments, load_paraphrase_file, load_split, to_read_schema
+from .loading import DataArguments, load_split, to_read_schema
+from .paraphrases import load_paraphrase_file
 from .stream_checks import ValidatedStream
 
 logger = logging.getLogger(__name__)
