@@ -334,12 +334,14 @@ def _attribute_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
 
 
 def _replace_single_words(parsed: Parsed, rng: random.Random,
-                          options_for: Callable[[Parsed, int, set[str]], list[str]]) -> Iterator[str]:
+                          options_for: Callable[[Parsed, int, set[str]], list[str]],
+                          positions: Sequence[int] | None = None) -> Iterator[str]:
     """One-word replacements: every replaceable slot's options shuffled, slots interleaved
-    in random order, so the first K negatives edit different words where possible."""
+    in random order, so the first K negatives edit different words where possible.
+    ``positions``: the units that may be replaced (default: all)."""
     present = _present_concepts(parsed)
     slots, options = [], []
-    for i in range(len(parsed.units)):
+    for i in range(len(parsed.units)) if positions is None else positions:
         choices = options_for(parsed, i, present)
         if choices:
             rng.shuffle(choices)
@@ -365,23 +367,10 @@ def _object_options(unit: Unit, present: set[str]) -> list[str]:
 
 
 def _replace_objects(parsed: Parsed, rng: random.Random) -> Iterator[str]:
-    present = _present_concepts(parsed)
-    slots, options = [], []
     # Heads only: a replaced compound modifier ("tomato sauce" -> "pie sauce") rarely
     # names a thing that could be in the image.
     heads = sorted(h for phrase in parsed.phrases for h in phrase.heads)
-    for i in heads:
-        unit = parsed.units[i]
-        choices = _object_options(unit, present)
-        if choices:
-            rng.shuffle(choices)
-            slots.append(i)
-            options.append(choices)
-    order = list(range(len(slots)))
-    rng.shuffle(order)
-    for slot, word in _interleave([options[o] for o in order]):
-        i = slots[order[slot]]
-        yield replace_span(parsed, i, i, word)
+    return _replace_single_words(parsed, rng, lambda p, i, present: _object_options(p.units[i], present), heads)
 
 
 # Relations proposed as replacements: one clear phrase per concept. "between"/"among"
