@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_step.py --threads 1
 
 test: $(STAMP)
+	# Lint first (import order, unused or undefined names: pyproject.toml), then the suite.
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 clean:

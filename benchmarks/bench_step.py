@@ -38,8 +38,17 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from step_setup import (REFERENCE, TINY, VARIANTS, Scale, batch_kind, build_models, build_variant,  # noqa: E402
-                        make_batches, to_device)
+from step_setup import (  # noqa: E402
+    REFERENCE,
+    TINY,
+    VARIANTS,
+    Scale,
+    batch_kind,
+    build_models,
+    build_variant,
+    make_batches,
+    to_device,
+)
 
 from read_trainer.op_count import OpCounter, shape_signature  # noqa: E402
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+
 import torch
 from torch import nn
 

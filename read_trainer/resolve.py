@@ -56,7 +56,7 @@ def in_local_cache(repo_id: str, kind: str) -> bool:
 def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S) -> Resolved:
     """Where ``repo_id`` (a ``kind`` = "model" or "dataset") will be loaded from; ``UsageError`` if nowhere."""
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import GatedRepoError, HFValidationError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, HFValidationError, RepositoryNotFoundError
 
     if Path(repo_id).expanduser().exists():
         return Resolved(repo_id, kind, "folder")

@@ -41,6 +41,7 @@ from .run_record import build_record, check_record, data_fingerprint, resolve_re
 from .stream_resume import StreamResumeMixin
 from .wise import wise_ft
 
+
 class _CollatorEpoch(TrainerCallback):
     """Tells the collator the epoch, so each epoch samples anchors/negatives afresh.
 

@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> dict:
     from read_trainer.demo.benchmark import load_world_benchmarks
     from read_trainer.demo.pipeline import finetune, prepare
     from read_trainer.demo.report import (
-        accuracy_table, bag_of_words_check, evaluate_clip, format_comparison, plot_accuracy_tables, wins_per_category,
+        accuracy_table,
+        bag_of_words_check,
+        evaluate_clip,
+        format_comparison,
+        plot_accuracy_tables,
+        wins_per_category,
         write_json,
     )
 

@@ -24,7 +24,11 @@ from read_trainer.cli import parse_args_with_config, run_recipe
 from read_trainer.data.collator import as_text_list
 from read_trainer.data.loading import DataArguments, load_read_datasets
 from read_trainer.data.paraphrases import (
-    DEFAULT_TEMPLATE, ParaphraseFilter, generate_paraphrases, load_generator, write_sidecar,
+    DEFAULT_TEMPLATE,
+    ParaphraseFilter,
+    generate_paraphrases,
+    load_generator,
+    write_sidecar,
 )
 from read_trainer.resolve import resolve_id
 

@@ -26,15 +26,15 @@ from transformers import CLIPProcessor  # noqa: E402
 from read_trainer.cli import parse_args_with_config, run_read_argument_types, run_recipe  # noqa: E402
 from read_trainer.data.loading import load_read_datasets, negative_generator_for  # noqa: E402
 from read_trainer.data.scan import scan_dataset  # noqa: E402
-from read_trainer.evaluation.bundled import default_data_root  # noqa: E402
 from read_trainer.data.streaming import open_read_stream  # noqa: E402
+from read_trainer.evaluation.bundled import default_data_root  # noqa: E402
 from read_trainer.evaluation.callback import CompositionalEvalCallback  # noqa: E402
 from read_trainer.evaluation.report import write_results_json  # noqa: E402
 from read_trainer.evaluation.suite import load_suite  # noqa: E402
-from read_trainer.output_dir import claim_output_dir  # noqa: E402
-from read_trainer.run_record import check_resume_settings  # noqa: E402
 from read_trainer.integrations import check_report_to  # noqa: E402
+from read_trainer.output_dir import claim_output_dir  # noqa: E402
 from read_trainer.resolve import resolve_run_ids  # noqa: E402
+from read_trainer.run_record import check_resume_settings  # noqa: E402
 from read_trainer.trainer import ReadTrainer  # noqa: E402
 
 logger = logging.getLogger("run_read")

@@ -2,13 +2,12 @@
 
 import datasets
 import pytest
+from conftest import make_rows
 
 from read_trainer.config import ReadConfig
 from read_trainer.data.collator import BadRowError
 from read_trainer.data.loading import DataArguments, load_read_datasets
 from read_trainer.trainer import ReadTrainer
-
-from conftest import make_rows
 
 
 def _args(tiny_models, tmp_path, **kw):

@@ -4,12 +4,10 @@ import copy
 
 import pytest
 import torch
-from PIL import Image
+from conftest import CAPTIONS, NEGATIVES, make_rows, random_image
 from transformers import AutoTokenizer, CLIPProcessor
 
 from read_trainer.data.collator import BadRowError, ReadCollator, row_rng
-
-from conftest import CAPTIONS, NEGATIVES, make_rows, random_image
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,7 @@ def test_invalid_values_are_rejected():
 
 def test_every_read_field_has_help():
     import dataclasses
+
     from transformers import TrainingArguments
 
     base = {f.name for f in dataclasses.fields(TrainingArguments)}

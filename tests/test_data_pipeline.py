@@ -4,13 +4,12 @@ import json
 
 import datasets
 import pytest
+from conftest import load_recipe, random_image, write_caption_jsonl
 from PIL import Image
 
 from read_trainer.data.collator import BadRowError
 from read_trainer.data.loading import DataArguments, load_read_datasets
 from read_trainer.data.scan import scan_dataset
-
-from conftest import load_recipe, random_image, write_caption_jsonl
 
 
 def _karpathy(tmp_path):
@@ -123,7 +122,6 @@ def test_scan_reads_datasets_image_features_without_crashing_on_a_bad_file(tmp_p
 
 
 def test_run_read_generates_negatives_when_the_data_has_none(tiny_models, tmp_path):
-    import sys
     from pathlib import Path
 
     run_read = load_recipe("run_read")

@@ -15,15 +15,15 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from conftest import load_recipe
 from PIL import Image
 
-from conftest import load_recipe
 from read_trainer.data.collator import ReadCollator
-from read_trainer.demo.dataset import HELD_OUT_PAIRS, build_world, caption_is_true, caption_to_meaning
-from read_trainer.evaluation.scoring import score_benchmark
 from read_trainer.demo.benchmark import KINDS, WORLD_CATEGORIES, benchmark_name, load_world_benchmarks, world_benchmark
+from read_trainer.demo.dataset import HELD_OUT_PAIRS, build_world, caption_is_true, caption_to_meaning
 from read_trainer.demo.pipeline import WorldNegatives, _held_out_pairs_in, training_rows
 from read_trainer.demo.report import bag_of_words_check, wins_per_category
+from read_trainer.evaluation.scoring import score_benchmark
 
 # ----------------------------------------------------------------------------- scoring by hand
 

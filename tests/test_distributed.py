@@ -37,12 +37,11 @@ import sys
 from pathlib import Path
 
 import torch
+from conftest import make_rows
 from transformers import TrainerCallback
 
 from read_trainer.config import ReadConfig
 from read_trainer.trainer import ReadTrainer
-
-from conftest import make_rows
 
 WORLD, PER_PROCESS, STEPS = 2, 3, 2
 COMPONENTS = ("contrastive", "reconstruction", "alignment")
@@ -237,9 +236,15 @@ def _fsdp_worker(clip_dir: str, t5_dir: str, out: str) -> None:
     from torch.distributed.fsdp import fully_shard
     from transformers import CLIPModel
 
+    from read_trainer.checkpoint import (
+        HEAD_WEIGHTS_NAME,
+        clip_state_dict,
+        full_tensor,
+        is_sharded,
+        load_checkpoint_sharded,
+        shardable_logit_scale,
+    )
     from read_trainer.modeling import ReadModel
-    from read_trainer.checkpoint import (HEAD_WEIGHTS_NAME, clip_state_dict, full_tensor, is_sharded,
-                                         load_checkpoint_sharded, shardable_logit_scale)
 
     dist.init_process_group("gloo")
     rank = dist.get_rank()

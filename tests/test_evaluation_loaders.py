@@ -17,8 +17,8 @@ from read_trainer.evaluation.embedding import load_image
 from read_trainer.evaluation.hub_datasets import load_choice_from_hub, load_winoground_from_hub
 from read_trainer.evaluation.items import BenchmarkDataError
 from read_trainer.evaluation.retrieval import load_karpathy_retrieval
-from read_trainer.evaluation.suite import expand_names, load_named
 from read_trainer.evaluation.sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
+from read_trainer.evaluation.suite import expand_names, load_named
 from read_trainer.evaluation.valse import load_valse
 from read_trainer.evaluation.whatsup import load_whatsup
 from read_trainer.evaluation.winoground import load_winoground
@@ -228,7 +228,8 @@ def test_suite_names():
 
 def test_hub_loaders_through_a_local_parquet_folder(tmp_path):
     """The hub code path (``load_dataset(id)``), pointed at a local folder of parquet files."""
-    from datasets import Dataset, Features, Image as ImageFeature, Value
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
 
     red, blue = png_bytes((255, 0, 0)), png_bytes((0, 0, 255))
     features = Features({"image": ImageFeature(), "caption": Value("string"), "negative_caption": Value("string"),

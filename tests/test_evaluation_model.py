@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_evaluation_loaders import BENCHDATA, png_bytes, write_images
 
 from read_trainer.evaluation import rules
 from read_trainer.evaluation.embedding import ClipEmbedder, unwrap_clip
 from read_trainer.evaluation.items import Benchmark, Item
 from read_trainer.evaluation.one_at_a_time import decide_one_at_a_time
-from read_trainer.evaluation.suite import run_suite
 from read_trainer.evaluation.sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
+from read_trainer.evaluation.suite import run_suite
 from read_trainer.evaluation.valse import load_valse
-
-from test_evaluation_loaders import BENCHDATA, png_bytes, write_images
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and fast: TOT embeds ~13k unique texts.

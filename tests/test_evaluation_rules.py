@@ -165,9 +165,9 @@ def test_retrieval_and_zeroshot_with_fake_embedder():
 
 
 def test_evaluate_metric_module_loads_offline_by_path():
-    from read_trainer.evaluation.metric import METRIC_PATH, load_metric
-
     import evaluate
+
+    from read_trainer.evaluation.metric import METRIC_PATH, load_metric
 
     metric = evaluate.load(METRIC_PATH)
     out = metric.compute(scores=[[0.3, 0.2], [0.1, 0.1], [0.1, 0.2, 0.0]], subsets=["a", "a", "b"])

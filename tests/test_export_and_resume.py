@@ -10,9 +10,8 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import make_rows
+from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 

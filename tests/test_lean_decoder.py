@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import CAPTIONS
 from transformers import CLIPModel, CLIPProcessor, T5ForConditionalGeneration
 
 from read_trainer.lean_decoder import lean_decode
 from read_trainer.modeling import shift_right
-
-from conftest import CAPTIONS
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,9 @@ import types
 from pathlib import Path
 
 import pytest
-
 from conftest import load_recipe
+
 from read_trainer.data import lexicon as lx
-from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.data.negatives import (
     CATEGORIES,
     SWAP_CATEGORIES,
@@ -29,6 +28,7 @@ from read_trainer.data.negatives import (
     parse_rules,
     swap_spans,
 )
+from read_trainer.evaluation.bundled import bundled_data_root
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHDATA = bundled_data_root()

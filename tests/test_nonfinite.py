@@ -5,6 +5,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from conftest import load_recipe, make_rows
 from huggingface_hub import HfApi
 from safetensors.torch import load_file
 from transformers import CLIPModel, CLIPProcessor, TrainerCallback
@@ -13,8 +14,6 @@ from read_trainer.config import ReadConfig
 from read_trainer.data.collator import ReadCollator
 from read_trainer.nonfinite import NonFiniteError
 from read_trainer.trainer import ReadTrainer
-
-from conftest import load_recipe, make_rows
 
 
 def _args(tiny_models, tmp_path, **kw):

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_rows
 from safetensors.torch import load_file
 from transformers import CLIPModel
 
 from read_trainer.config import ReadConfig
 from read_trainer.output_dir import LOCK_NAME, OutputDirError, release_output_dir
 from read_trainer.trainer import ReadTrainer
-
-from conftest import make_rows
 
 REPO = Path(__file__).resolve().parents[1]
 

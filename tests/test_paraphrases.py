@@ -1,15 +1,13 @@
 """make_paraphrases.py end to end with tiny local models, and its output feeding training."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import CAPTIONS, load_recipe, write_caption_jsonl
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from read_trainer.data.paraphrases import ParaphraseFilter
-
-from conftest import CAPTIONS, load_recipe, write_caption_jsonl
 
 make_paraphrases = load_recipe("make_paraphrases")
 run_read = load_recipe("run_read")

@@ -1,28 +1,25 @@
 """LoRA mode, WiSE-FT and the push path (intercepted at the huggingface_hub client)."""
 
 import fnmatch
-from concurrent.futures import Future
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_recipe, make_rows
 from huggingface_hub import HfApi, ModelCard
 from transformers import CLIPModel, CLIPProcessor
 
 from read_trainer.config import ReadConfig
 from read_trainer.evaluation.bundled import bundled_data_root
-from read_trainer.hub import HUB_ALLOW_PATTERNS
 from read_trainer.trainer import ReadTrainer
 from read_trainer.wise import interpolate_state_dicts, wise_ft
-
-from conftest import load_recipe, make_rows
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import load_recipe, make_rows
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 from transformers import CLIPModel, CLIPProcessor
@@ -11,8 +12,6 @@ from transformers import CLIPModel, CLIPProcessor
 from read_trainer.config import ReadConfig
 from read_trainer.publish_files import redact_local_paths
 from read_trainer.trainer import ReadTrainer
-
-from conftest import load_recipe, make_rows
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ READ_TRAINER_DEBUG=1 keeps the traceback; ``--help`` shows every default."""
 import json
 
 import pytest
-
 from conftest import load_recipe, write_caption_jsonl
+
 from read_trainer.cli import run_recipe
 
 run_read = load_recipe("run_read")

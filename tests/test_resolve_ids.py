@@ -10,9 +10,9 @@ from pathlib import Path
 
 import datasets
 import pytest
+from conftest import load_recipe, write_caption_jsonl
 from huggingface_hub import constants
 
-from conftest import load_recipe, write_caption_jsonl
 from read_trainer.cli import UsageError, run_recipe
 from read_trainer.resolve import resolve_id
 

@@ -6,14 +6,13 @@ import shutil
 
 import pytest
 import torch
+from conftest import load_recipe, make_rows
 from transformers import CLIPModel
 
 from read_trainer.cli import parse_args_with_config, run_read_argument_types
 from read_trainer.config import ReadConfig
 from read_trainer.run_record import RUN_RECORD_NAME, ResumeError, read_json
 from read_trainer.trainer import ReadTrainer
-
-from conftest import load_recipe, make_rows
 
 
 def _options(tiny_models, out, **kw):

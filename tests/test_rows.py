@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from read_trainer.data.rows import (BadRowError, load_image, per_anchor_texts, row_captions, row_rng,
-                                    row_text_problems, sha256_rng)
+from read_trainer.data.rows import (
+    BadRowError,
+    load_image,
+    per_anchor_texts,
+    row_captions,
+    row_rng,
+    row_text_problems,
+    sha256_rng,
+)
 from read_trainer.evaluation.embedding import load_image as load_benchmark_image
 from read_trainer.evaluation.items import ImageRef
 

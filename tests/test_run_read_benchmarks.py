@@ -2,12 +2,11 @@
 the per-loss curves in tensorboard."""
 
 import json
-import sys
 from pathlib import Path
 
+from conftest import load_recipe, write_caption_jsonl
 from huggingface_hub import ModelCard
 
-from conftest import load_recipe, write_caption_jsonl
 from read_trainer.evaluation.bundled import bundled_data_root
 
 REPO = Path(__file__).resolve().parents[1]

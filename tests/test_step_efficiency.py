@@ -11,13 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from conftest import CORPUS, make_rows, random_image
 
 from read_trainer.config import ReadConfig
 from read_trainer.modeling import ReadModel, length_groups, row_extents
 from read_trainer.op_count import OpCounter, shape_signature
 from read_trainer.trainer import ReadTrainer
-
-from conftest import CORPUS, make_rows, random_image
 
 
 def _padded(groups) -> int:

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import CAPTIONS, load_recipe, make_rows, write_caption_jsonl
+from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS, PER_SHARD = 16, 4

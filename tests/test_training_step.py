@@ -4,15 +4,12 @@ import copy
 
 import pytest
 import torch
-from transformers import AutoTokenizer, CLIPProcessor
+from conftest import make_rows
 
 from read_trainer import losses
 from read_trainer.config import ReadConfig
-from read_trainer.data.collator import ReadCollator
 from read_trainer.modeling import ReadModel
 from read_trainer.trainer import ReadTrainer
-
-from conftest import make_rows
 
 
 def _setup(tiny_models, tmp_path, **overrides):

@@ -4,11 +4,11 @@ import logging
 
 from transformers import CLIPProcessor
 
+from read_trainer.demo.tiny_models import build_clip_tokenizer
 from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.evaluation.embedding import ClipEmbedder
 from read_trainer.evaluation.suite import load_named, run_suite
 from read_trainer.evaluation.vocabulary import out_of_vocabulary_fraction
-from read_trainer.demo.tiny_models import build_clip_tokenizer
 
 
 def test_fraction_counts_word_occurrences_not_whole_tokens(tiny_models):

@@ -17,15 +17,34 @@ import numpy as np
 import pytest
 
 from read_trainer.demo import dataset as world_mod
+from read_trainer.demo.captions import (
+    ANAPHOR_TEMPLATE,
+    NP,
+    REL_TEMPLATES,
+    SIDE_TEMPLATE,
+    Clause,
+    all_templates,
+    caption_meaning,
+    render_caption,
+)
 from read_trainer.demo.dataset import (
-    FALSE_CAPTION_CATEGORIES, HELD_OUT_PAIRS, SPLITS, Scene, build_split, build_world, caption_is_true, caption_pairs,
-    caption_to_meaning, export_imagefolder, export_world_imagefolder, make_example, world_corpus,
-    world_eval_items, world_vocabulary,
+    FALSE_CAPTION_CATEGORIES,
+    HELD_OUT_PAIRS,
+    SPLITS,
+    Scene,
+    build_split,
+    build_world,
+    caption_is_true,
+    caption_pairs,
+    caption_to_meaning,
+    export_imagefolder,
+    export_world_imagefolder,
+    make_example,
+    world_corpus,
+    world_eval_items,
+    world_vocabulary,
 )
 from read_trainer.demo.scenes import COLOURS, GRID, WorldObject, relation_margin, render_scene, sample_scene
-from read_trainer.demo.captions import (
-    ANAPHOR_TEMPLATE, NP, REL_TEMPLATES, SIDE_TEMPLATE, Clause, all_templates, caption_meaning, render_caption,
-)
 
 SIZES = {"n_train": 240, "n_test": 60, "n_novel": 60}
 

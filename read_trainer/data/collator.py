@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .negatives import fill_shortfall, normalize
+
 # Callers import BadRowError, as_text_list and row_rng from here too.
 from .rows import (  # noqa: F401
     CAPTION_COLUMN,

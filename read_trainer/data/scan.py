@@ -19,8 +19,16 @@ from pathlib import Path
 
 import datasets
 
-from .rows import (CAPTION_COLUMN, IMAGE_COLUMN, NEGATIVES_COLUMN, PARAPHRASE_COLUMN, BadRowError, image_problem,
-                   row_captions, row_text_problems)
+from .rows import (
+    CAPTION_COLUMN,
+    IMAGE_COLUMN,
+    NEGATIVES_COLUMN,
+    PARAPHRASE_COLUMN,
+    BadRowError,
+    image_problem,
+    row_captions,
+    row_text_problems,
+)
 
 logger = logging.getLogger(__name__)
 

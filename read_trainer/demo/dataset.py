@@ -45,12 +45,30 @@ from pathlib import Path
 import datasets
 
 from .cache import cached_build
-from .scenes import (
-    ALL_PAIRS, COLOURS, HELD_OUT_PAIRS, RELATIONS, SEEN_PAIRS, SHAPES, SIZES, Scene, render_scene, sample_scene,
-)
 from .captions import (
-    FALSE_CAPTION_CATEGORIES, Caption, caption_is_true, caption_pairs, caption_to_meaning, false_caption, paraphrase,
-    parse_caption, random_caption, render_caption, world_vocabulary,
+    FALSE_CAPTION_CATEGORIES,
+    Caption,
+    caption_is_true,
+    caption_pairs,
+    caption_to_meaning,
+    false_caption,
+    paraphrase,
+    parse_caption,
+    random_caption,
+    render_caption,
+    world_vocabulary,
+)
+from .scenes import (
+    ALL_PAIRS,
+    COLOURS,
+    HELD_OUT_PAIRS,
+    RELATIONS,
+    SEEN_PAIRS,
+    SHAPES,
+    SIZES,
+    Scene,
+    render_scene,
+    sample_scene,
 )
 
 __all__ = [

@@ -30,8 +30,8 @@ import datasets
 from ..config import ReadConfig
 from ..data.loading import DataArguments, to_read_schema
 from ..data.negatives import SWAP_CATEGORIES, HardNegativeGenerator
-from .dataset import HELD_OUT_PAIRS, caption_is_true, caption_to_meaning
 from .base_models import BaseModels
+from .dataset import HELD_OUT_PAIRS, caption_is_true, caption_to_meaning
 
 _WORD = re.compile(r"[a-z]+")
 
@@ -222,8 +222,8 @@ class Prepared:
 
 def prepare(demo: DemoArguments, watch: Stopwatch) -> Prepared:
     """Steps 1-2 of the demo: the world and the base models, both from the cache when there."""
-    from .dataset import build_world, world_params
     from .base_models import base_models, is_cached
+    from .dataset import build_world, world_params
 
     began = time.perf_counter()
     params = world_params(demo.world_seed, demo.n_train, demo.n_test, demo.n_novel, demo.image_size)

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 from ..evaluation.results import BenchmarkResult
 from .benchmark import KIND_TITLES, KINDS, WORLD_CATEGORIES, benchmark_name
 
+
 def evaluate_clip(model_path: str | os.PathLike, benchmarks: Sequence, progress: bool = True,
                   batch_size: int = 512) -> dict[str, BenchmarkResult]:
     """Score a saved ``CLIPModel`` on the world benchmarks (each unique text/image embedded once)."""

@@ -18,8 +18,8 @@ from .report import markdown_report, model_card_eval_results, plot_comparison, w
 from .results import PAPER_SIX, BenchmarkResult, paper_average
 from .retrieval import RetrievalTask, load_karpathy_retrieval
 from .scoring import score_benchmark
-from .suite import BENCHMARKS, SETS, evaluate_model, load_named, load_suite, run_suite
 from .sugarcrepe import load_sugarcrepe, load_sugarcrepe_pp_itt, load_sugarcrepe_pp_tot
+from .suite import BENCHMARKS, SETS, evaluate_model, load_named, load_suite, run_suite
 from .valse import load_valse
 from .whatsup import load_whatsup
 from .winoground import load_winoground

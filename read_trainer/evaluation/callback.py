@@ -21,7 +21,6 @@ from .results import BenchmarkResult, paper_average
 from .suite import Task, run_suite
 
 
-
 class CompositionalEvalCallback(TrainerCallback):
     """Evaluate ``tasks`` on the model being trained.
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .. import lexicon as lx
-from .text import MAX_WORDS, _WORD_RE
+from .text import _WORD_RE, MAX_WORDS
+
 
 @dataclass(slots=True)
 class Unit:
