@@ -1,4 +1,4 @@
-"""Two processes train exactly like one process on the combined batch (issue 7).
+"""Two processes train exactly like one process on the combined batch.
 
 A real 2-process CPU run (gloo, ``torchrun --nproc_per_node 2`` in a subprocess; note
 ``accelerate launch --cpu --num_processes 2`` would silently start one process) trains
