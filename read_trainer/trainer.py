@@ -234,10 +234,12 @@ class ReadTrainer(Trainer):
 
     def _read_loss(self, outputs, reconstruction_weight: float | None = None):
         args: ReadConfig = self.args
+        if reconstruction_weight is None:
+            reconstruction_weight = args.reconstruction_weight
         return losses.read_loss(
-            outputs, alignment_weight=args.alignment_weight, alignment_symmetric=args.alignment_symmetric,
-            reconstruction_weight=args.reconstruction_weight if reconstruction_weight is None else reconstruction_weight,
-            alignment_include_negatives=args.alignment_include_negatives, across_processes=self._across_processes,
+            outputs, reconstruction_weight=reconstruction_weight, alignment_weight=args.alignment_weight,
+            alignment_symmetric=args.alignment_symmetric, alignment_include_negatives=args.alignment_include_negatives,
+            across_processes=self._across_processes,
         )
 
     def _record_metrics(self, mode: str, components: dict, logit_scale: torch.Tensor) -> None:

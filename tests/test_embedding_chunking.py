@@ -115,7 +115,8 @@ def _assert_same_step(chunked: dict, one_shot: dict, components=COMPONENTS, tol:
     assert set(chunked["logs"]) >= {"loss", *(f"loss/{n}" for n in components)}
     for key in ("loss", "logit_scale", *(f"loss/{n}" for n in components)):
         # Logged values are rounded to 6 decimals (ReadTrainer.log), so they are held to TOL.
-        assert abs(chunked["logs"][key] - one_shot["logs"][key]) < TOL, (key, chunked["logs"][key], one_shot["logs"][key])
+        ours, reference = chunked["logs"][key], one_shot["logs"][key]
+        assert abs(ours - reference) < TOL, (key, ours, reference)
     assert chunked["grads"].keys() == one_shot["grads"].keys()
     assert "clip.logit_scale" in one_shot["grads"]
     for kind in ("grads", "update"):
