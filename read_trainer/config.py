@@ -131,8 +131,8 @@ class ReadConfig(TrainingArguments):
             "(cached embeddings: every chunk is encoded without grad, the contrastive and alignment losses are "
             "computed on the whole batch's embeddings, then each chunk is encoded again and back-propagated "
             "with its cached gradients and its share of the reconstruction loss). Peak activation memory is "
-            "that of one chunk, for about one extra forward of the towers. 0 = off. A chunk size dividing the "
-            "batch keeps the step shapes static."
+            "that of one chunk, for one extra no-grad forward of the towers. 0 = off; a batch of at most this many "
+            "rows trains in one piece. A chunk size dividing the batch keeps the step shapes static."
         },
     )
 
