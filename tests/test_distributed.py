@@ -37,6 +37,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -137,6 +138,8 @@ def test_two_processes_equal_one_process_on_the_combined_batch(tiny_models, tmp_
     _assert_processes_equal_single([r["chunked"] for r in ranks], single)
     assert all(r["chunked"]["world"] == WORLD and r["chunked"]["checkpointing"] for r in ranks)
     assert all(r["chunked"]["one_shot_steps"] == 0 and len(r["chunked"]["steps"]) == STEPS for r in ranks)
+    # Chunks of 2 and 1 rows: only the second chunk's backward all-reduces, in each step.
+    assert all(len(r["chunked"]["no_sync"]) == STEPS for r in ranks)
     _assert_ungathered_and_uneven(ranks, tiny_models, tmp_path)
 
 
@@ -230,10 +233,30 @@ def _worker(clip_dir: str, t5_dir: str, out: str) -> None:
     record["ungathered"] = train_and_record(off, _rows())["steps"][0]
     chunked = _config((clip_dir, t5_dir), os.path.join(out, "chunked"), PER_PROCESS, gradient_checkpointing=True,
                       embedding_chunk_size=2)
-    record["chunked"] = train_and_record(chunked, _rows())
+    with _counting_no_sync() as entered:
+        record["chunked"] = train_and_record(chunked, _rows())
+    record["chunked"]["no_sync"] = entered
     record["uneven"] = _uneven_gather(config.process_index)
     torch.save(record, os.path.join(out, f"rank{config.process_index}.pt"))
     print(json.dumps({"rank": config.process_index, "steps": record["steps"]}))
+
+
+@contextmanager
+def _counting_no_sync():
+    """Counts how often DDP's ``no_sync`` is entered (once per chunk but the last)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    entered, original = [], DistributedDataParallel.no_sync
+
+    def counting(self):
+        entered.append(1)
+        return original(self)
+
+    DistributedDataParallel.no_sync = counting
+    try:
+        yield entered
+    finally:
+        DistributedDataParallel.no_sync = original
 
 
 def _torchrun(mode: str, tiny_models, out: Path) -> None:
