@@ -8,6 +8,7 @@ set ``num_hard_negatives`` to 0 as well and it is plain CLIP fine-tuning.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -123,6 +124,18 @@ class ReadConfig(TrainingArguments):
         },
     )
 
+    embedding_chunk_size: int = field(
+        default=0,
+        metadata={
+            "help": "Train each batch in chunks of this many rows with the same update as the whole batch "
+            "(cached embeddings: every chunk is encoded without grad, the contrastive and alignment losses are "
+            "computed on the whole batch's embeddings, then each chunk is encoded again and back-propagated "
+            "with its cached gradients and its share of the reconstruction loss). Peak activation memory is "
+            "that of one chunk, for one extra no-grad forward of the towers. 0 = off; a batch of at most this many "
+            "rows trains in one piece. A chunk size dividing the batch keeps the step shapes static."
+        },
+    )
+
     use_peft: bool = field(
         default=False,
         metadata={"help": "Train LoRA adapters on the CLIP towers instead of all weights; the export is the merged "
@@ -195,6 +208,14 @@ class ReadConfig(TrainingArguments):
         if self.padding_bucket < 0 or self.length_groups < 1:
             raise ValueError(f"padding_bucket must be >= 0 and length_groups >= 1, got {self.padding_bucket} and "
                              f"{self.length_groups}")
+        if self.embedding_chunk_size < 0:
+            raise ValueError(f"embedding_chunk_size must be >= 0 (0 = off), got {self.embedding_chunk_size}")
+        if self.gradient_accumulation_steps > 1:
+            warnings.warn(
+                f"gradient_accumulation_steps={self.gradient_accumulation_steps} is not a larger batch for READ: "
+                "each micro-batch's contrastive and alignment losses see only that micro-batch. For the exact "
+                "large batch, raise per_device_train_batch_size and set embedding_chunk_size instead.",
+                UserWarning, stacklevel=3)
         if self.nonfinite not in ("stop", "skip"):
             raise ValueError(f"nonfinite must be 'stop' or 'skip', got {self.nonfinite!r}")
         if self.fp16 and (self.use_cpu or not _has_fp16_device()):

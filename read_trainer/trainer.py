@@ -3,7 +3,9 @@
 One forward, one backward: ``compute_loss`` runs the model once (images, all texts in
 one pass, the frozen decoder) and returns L_con + λ_rec·L_rec + λ_align·L_align;
 Trainer does the single backward (so every term is inside autocast and, under DDP,
-all-reduced). Checkpoints and the final export hold a plain ``CLIPModel`` + processor.
+all-reduced). With ``embedding_chunk_size``, ``training_step`` trains the batch in chunks
+with the same update (:mod:`read_trainer.chunking`). Checkpoints and the final export hold
+a plain ``CLIPModel`` + processor.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .checkpoint import (
 )
 from .checkpoint import full_tensor as _full  # the trainer's historical private names
 from .checkpoint import is_sharded as _is_sharded
+from .chunking import cached_embedding_step
 from .config import ReadConfig
 from .data.collator import ReadCollator
 from .data.validation import check_dataset
@@ -143,6 +146,10 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
         if self.is_fsdp_enabled:
             shardable_logit_scale(self.model)
+        if args.embedding_chunk_size and self.is_deepspeed_enabled:
+            # DeepSpeed's engine counts one backward per micro-batch; a chunked step runs several.
+            raise ValueError("embedding_chunk_size is not supported under DeepSpeed; use DDP or FSDP, "
+                             "or set embedding_chunk_size 0")
         self._saving_checkpoint = False
         # Dataset names for the model card (set by the recipe; hub ids only are linked).
         self.card_datasets: list[str] = []
@@ -163,9 +170,38 @@ class ReadTrainer(StreamResumeMixin, Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         row_ids = inputs.pop("row_ids", None)  # for error messages; the model does not take them
-        loss = super().training_step(model, inputs, num_items_in_batch)
+        chunk = self.args.embedding_chunk_size
+        if chunk and inputs["pixel_values"].shape[0] > chunk:
+            loss = self._chunked_training_step(model, inputs)
+        else:
+            loss = super().training_step(model, inputs, num_items_in_batch)
         self._nonfinite.check_loss(loss, self.state.global_step + 1, self._latest_loss_components, row_ids)
         return loss
+
+    def _chunked_training_step(self, model, inputs) -> torch.Tensor:
+        """``Trainer.training_step`` with the batch trained in chunks (``embedding_chunk_size``).
+
+        The same update as the one-shot step (see :mod:`read_trainer.chunking`); every
+        backward goes through ``accelerator.backward`` divided by the accumulation steps as
+        Trainer does it, and all but the last inside ``accelerator.no_sync``.
+        """
+        args: ReadConfig = self.args
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._read_inputs(self._prepare_inputs(inputs))
+        accumulation = getattr(self, "current_gradient_accumulation_steps", 1)
+        step = cached_embedding_step(
+            model, inputs, args.embedding_chunk_size,
+            embedding_loss=lambda output: self._read_loss(output, reconstruction_weight=0.0),
+            reconstruction_weight=args.reconstruction_weight,
+            backward=lambda loss: self.accelerator.backward(loss / accumulation),
+            across_processes=self._across_processes,
+            no_sync=lambda: self.accelerator.no_sync(model),
+            forward_context=self.compute_loss_context_manager,
+        )
+        self._record_metrics("train", step.components, step.logit_scale)
+        return step.total / accumulation
 
     def _latest_loss_components(self) -> dict[str, float]:
         return {name.split("/", 1)[-1]: float(values[-1]) for name, values in self._metrics["train"].items()
@@ -181,22 +217,37 @@ class ReadTrainer(StreamResumeMixin, Trainer):
 
     # -- loss ----------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**self._read_inputs(inputs))
+        total, components = self._read_loss(outputs)
+        self._record_metrics("train" if model.training else "eval", components, outputs.logit_scale)
+        return (total, outputs) if return_outputs else total
+
+    def _read_inputs(self, inputs: dict) -> dict:
         args: ReadConfig = self.args
         inputs.setdefault("num_negatives", args.num_hard_negatives)
         if not args.uses_decoder:  # λ_rec = 0: the decoder does not run at all
             inputs.pop("decoder_labels", None)
             inputs.pop("decoder_input_ids", None)
-        outputs = model(**inputs)
-        total, components = losses.read_loss(
-            outputs, reconstruction_weight=args.reconstruction_weight, alignment_weight=args.alignment_weight,
+        return inputs
+
+    @property
+    def _across_processes(self) -> bool:
+        return self.args.gather_across_processes and self.accelerator.num_processes > 1
+
+    def _read_loss(self, outputs, reconstruction_weight: float | None = None):
+        args: ReadConfig = self.args
+        if reconstruction_weight is None:
+            reconstruction_weight = args.reconstruction_weight
+        return losses.read_loss(
+            outputs, reconstruction_weight=reconstruction_weight, alignment_weight=args.alignment_weight,
             alignment_symmetric=args.alignment_symmetric, alignment_include_negatives=args.alignment_include_negatives,
-            across_processes=args.gather_across_processes and self.accelerator.num_processes > 1,
+            across_processes=self._across_processes,
         )
-        mode = "train" if model.training else "eval"
+
+    def _record_metrics(self, mode: str, components: dict, logit_scale: torch.Tensor) -> None:
         for name, value in components.items():
             self._metrics[mode][f"loss/{name}"].append(value.detach())
-        self._metrics[mode]["logit_scale"].append(outputs.logit_scale.detach().exp())
-        return (total, outputs) if return_outputs else total
+        self._metrics[mode]["logit_scale"].append(logit_scale.detach().exp())
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs.pop("row_ids", None)

@@ -23,6 +23,9 @@ What makes the comparison meaningful:
 * the 2-process run also uses gradient checkpointing (the single process does not):
   recomputation must not change the update either.
 
+The same launch trains a third time with ``embedding_chunk_size`` (each process's batch in
+chunks, checkpointed): again equal to the single process on the combined batch.
+
 The same launch also checks ``gather_across_processes=False`` (each process's losses are
 its own batch's) and ``gather_with_grad`` with different row counts per process. A second
 test shards a ReadModel with FSDP2 (CPU, gloo) for the checkpoint/export/resume pieces.
@@ -34,6 +37,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -66,15 +70,27 @@ class _Recorder(ReadTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.record = {"steps": [], "grads": []}
+        self.record = {"steps": [], "grads": [], "one_shot_steps": 0}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self.record["one_shot_steps"] += 1
         tokens = int((inputs["decoder_labels"] != -100).sum())
         total = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         step = {name: self._metrics["train"][f"loss/{name}"][-1].item() for name in COMPONENTS}
         step.update(total=total.item(), label_tokens=tokens)
         self.record["steps"].append(step)
         return total
+
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self.args.embedding_chunk_size:  # compute_loss records the one-shot step
+            return super().training_step(model, inputs, num_items_in_batch)
+        tokens = int((inputs["decoder_labels"] != -100).sum())
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        step = {name: self._metrics["train"][f"loss/{name}"][-1].item() for name in COMPONENTS}
+        step.update(total=loss.item(), label_tokens=tokens)
+        self.record["steps"].append(step)
+        return loss
 
 
 class _GradRecorder(TrainerCallback):
@@ -115,7 +131,18 @@ def test_two_processes_equal_one_process_on_the_combined_batch(tiny_models, tmp_
 
     single = train_and_record(_config(tiny_models, str(tmp_path / "single"), WORLD * PER_PROCESS), _rows())
     assert single["world"] == 1 and len(single["steps"]) == STEPS
+    _assert_processes_equal_single(ranks, single)
+    # The same 2-process run with each process's batch in chunks (embedding_chunk_size=2: chunks
+    # of 2 and 1 rows, gradient checkpointing, DDP's all-reduce only after the last chunk).
+    _assert_processes_equal_single([r["chunked"] for r in ranks], single)
+    assert all(r["chunked"]["world"] == WORLD and r["chunked"]["checkpointing"] for r in ranks)
+    assert all(r["chunked"]["one_shot_steps"] == 0 and len(r["chunked"]["steps"]) == STEPS for r in ranks)
+    # Chunks of 2 and 1 rows: only the second chunk's backward all-reduces, in each step.
+    assert all(len(r["chunked"]["no_sync"]) == STEPS for r in ranks)
+    _assert_ungathered_and_uneven(ranks, tiny_models, tmp_path)
 
+
+def _assert_processes_equal_single(ranks: list[dict], single: dict) -> None:
     for step in range(STEPS):
         expected = single["steps"][step]
         seen = [r["steps"][step] for r in ranks]
@@ -152,6 +179,9 @@ def test_two_processes_equal_one_process_on_the_combined_batch(tiny_models, tmp_
     assert max(u.abs().max().item() for u in single["update"].values()) > 1e3 * TOL
     assert single["update"]["text_to_decoder.weight"].abs().max() > 1e2 * TOL
 
+
+
+def _assert_ungathered_and_uneven(ranks: list[dict], tiny_models, tmp_path) -> None:
     # gather_across_processes=False: each process's losses are those of its own batch.
     local = _Recorder(args=_config(tiny_models, str(tmp_path / "local"), PER_PROCESS), train_dataset=_rows())
     rows = _rows()
@@ -200,9 +230,32 @@ def _worker(clip_dir: str, t5_dir: str, out: str) -> None:
     off = _config((clip_dir, t5_dir), os.path.join(out, "off"), PER_PROCESS, gather_across_processes=False,
                   max_steps=1)
     record["ungathered"] = train_and_record(off, _rows())["steps"][0]
+    chunked = _config((clip_dir, t5_dir), os.path.join(out, "chunked"), PER_PROCESS, gradient_checkpointing=True,
+                      embedding_chunk_size=2)
+    with _counting_no_sync() as entered:
+        record["chunked"] = train_and_record(chunked, _rows())
+    record["chunked"]["no_sync"] = entered
     record["uneven"] = _uneven_gather(config.process_index)
     torch.save(record, os.path.join(out, f"rank{config.process_index}.pt"))
     print(json.dumps({"rank": config.process_index, "steps": record["steps"]}))
+
+
+@contextmanager
+def _counting_no_sync():
+    """Counts how often DDP's ``no_sync`` is entered (once per chunk but the last)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    entered, original = [], DistributedDataParallel.no_sync
+
+    def counting(self):
+        entered.append(1)
+        return original(self)
+
+    DistributedDataParallel.no_sync = counting
+    try:
+        yield entered
+    finally:
+        DistributedDataParallel.no_sync = original
 
 
 def _torchrun(mode: str, tiny_models, out: Path) -> None:
