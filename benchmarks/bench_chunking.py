@@ -35,11 +35,11 @@ def _child(options: dict) -> dict:
 
     sys.path.insert(0, HERE)
     from step_setup import REFERENCE, TINY, build_models, make_batches, to_device
+    from transformers import CLIPImageProcessor
 
     from read_trainer.config import ReadConfig
     from read_trainer.modeling import ReadModel
     from read_trainer.trainer import ReadTrainer
-    from transformers import CLIPImageProcessor
 
     torch.set_num_threads(options["threads"])
     scale = REFERENCE if options["reference_scale"] else TINY

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_rows
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import TrainerCallback, set_seed
 
@@ -27,8 +28,6 @@ from read_trainer.modeling import ReadModel
 from read_trainer.nonfinite import NonFiniteError
 from read_trainer.op_count import OpCounter
 from read_trainer.trainer import ReadTrainer
-
-from conftest import make_rows
 
 TOL = 1e-5
 COMPONENTS = ("contrastive", "reconstruction", "alignment")
@@ -227,8 +226,10 @@ def test_nonfinite_guard_names_the_rows_of_a_chunked_batch(tiny_models, tmp_path
     batch = trainer.data_collator(make_rows(4, paraphrases=True))
     with torch.no_grad():
         trainer.model.clip.logit_scale.fill_(float("nan"))
+    trainer.training_step(trainer.model, batch)
+    # The guard's verdict comes right before the optimizer step, as in Trainer's loop.
     with pytest.raises(NonFiniteError, match=r"rows \[0, 1, 2, 3\]"):
-        trainer.training_step(trainer.model, batch)
+        trainer.callback_handler.on_pre_optimizer_step(trainer.args, trainer.state, trainer.control)
 
 
 def test_gradient_accumulation_warns_that_it_is_not_a_larger_batch(tiny_models, tmp_path):
