@@ -96,6 +96,9 @@ def main(argv=None) -> str:
         trainer.push_to_hub()
     if trainer.is_world_process_zero():
         print(f"Exported plain CLIPModel + CLIPProcessor to {config.output_dir}")
+    # Several processes: leave the process group before exiting, so no communication thread is
+    # still running when the interpreter tears down (that aborts the process, failing the launch).
+    trainer.accelerator.end_training()
     return config.output_dir
 
 

@@ -367,6 +367,7 @@ def _two_process_worker(clip_dir: str, t5_dir: str, webdataset: str, parquet: st
         trainer = ReadTrainer(args=config, train_dataset=stream, processing_class=processor, data_collator=collator)
         trainer.train()
         assert trainer.state.global_step == steps and trainer.accelerator.num_processes == 2
+    trainer.accelerator.end_training()  # leave the process group before the interpreter exits
 
 
 if __name__ == "__main__":
