@@ -81,6 +81,33 @@ def test_shards_stream_back_the_rows_once_per_pass_with_workers(shards, kind, tm
     assert sorted(second) == expected and second != names  # the next pass reshuffles
 
 
+def test_only_the_main_process_sets_the_shard_epoch_that_workers_share(shards, tmp_path, monkeypatch):
+    """datasets keeps a stream's epoch (its shard order) in memory shared with the DataLoader
+    workers and adds the difference in place: two workers each setting 1 over 0 can leave 2."""
+    import datasets
+    from read_trainer.data.stream_loader import StreamLoader
+
+    calls = tmp_path / "set_epoch.txt"
+    set_epoch = datasets.IterableDataset.set_epoch
+
+    def recorded(self, epoch):  # forked workers inherit this, and append their own lines
+        with calls.open("a") as f:
+            f.write(f"{os.getpid()} {epoch}\n")
+        set_epoch(self, epoch)
+
+    monkeypatch.setattr(datasets.IterableDataset, "set_epoch", recorded)
+    stream = _stream(shards["webdataset"], shuffle_buffer_size=3)
+    loader = StreamLoader(stream, batch_size=3, collate_fn=list, num_workers=2)
+    passes = [[row["row_id"] for batch in loader for row in batch] for _ in range(3)]
+    assert [line.split() for line in calls.read_text().splitlines()] == [[str(os.getpid()), str(e)] for e in range(3)]
+    assert stream.source.epoch == 2 and all(sorted(p) == sorted(passes[0]) for p in passes)
+
+    # A worker whose pass is not the source's says so instead of reading another shard order.
+    stream.epoch = 3
+    with pytest.raises(RuntimeError, match=r"reads pass 3 but the stream's source is at pass 2: call set_epoch\(3\)"):
+        next(iter(torch.utils.data.DataLoader(stream, batch_size=3, collate_fn=list, num_workers=1)))
+
+
 def test_jsonl_shards_with_image_paths_relative_to_the_shard(tmp_path):
     folder = tmp_path / "jsonl"
     (folder / "images").mkdir(parents=True)

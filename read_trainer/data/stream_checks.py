@@ -79,11 +79,22 @@ class ValidatedStream(torch.utils.data.IterableDataset):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        # Called in each worker: the source's epoch is set in __iter__ (one process) or, with
+        # workers, by set_epoch in the main process (see there).
         self._resume = dict(state, seen=Counter(state["seen"]), bad=Counter(state["bad"]))
         self.epoch = state["epoch"]
 
     def set_epoch(self, epoch: int) -> None:
+        """The pass to read next; call it in the main process, before the workers start.
+
+        ``datasets`` keeps the source's epoch (which orders its shards) in memory shared with
+        every DataLoader worker and sets it by adding the difference in place, so two workers
+        each setting epoch 1 over 0 can leave it at 2: that pass would read another shard
+        order than its state says, and a resumed run would not match the uninterrupted one.
+        Only this process writes it; the workers read it.
+        """
         self.epoch = epoch
+        self.source.set_epoch(epoch)
 
     def start_afresh(self) -> None:
         """Drop a loaded state that no pass has used (a resumed pass that was already spent)."""
@@ -96,12 +107,18 @@ class ValidatedStream(torch.utils.data.IterableDataset):
         state, self._resume = (self._resume, None) if self._resume is not None else (self._fresh_state(), None)
         state["epoch"] = self.epoch
         self._state = state
-        self.source.set_epoch(state["epoch"])  # datasets reshuffles the shard order each pass
+        worker = torch.utils.data.get_worker_info()
+        worker_id = worker.id if worker is not None else 0
+        # datasets reshuffles the shard order each pass, from the source's epoch.
+        if worker is None:
+            self.source.set_epoch(state["epoch"])
+        elif self.source.epoch != state["epoch"]:  # a worker must not write it (see set_epoch)
+            raise RuntimeError(f"DataLoader worker {worker_id} reads pass {state['epoch']} but the stream's source "
+                               f"is at pass {self.source.epoch}: call set_epoch({state['epoch']}) on the stream "
+                               "before iterating its loader")
         if state["block_start"] is not None:
             self.source.load_state_dict(state["block_start"])
         rows = iter(self.source)
-        worker = torch.utils.data.get_worker_info()
-        worker_id = worker.id if worker is not None else 0
         while True:
             block = self._read_block(rows)
             if not block:
