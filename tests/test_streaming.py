@@ -85,6 +85,7 @@ def test_only_the_main_process_sets_the_shard_epoch_that_workers_share(shards, t
     """datasets keeps a stream's epoch (its shard order) in memory shared with the DataLoader
     workers and adds the difference in place: two workers each setting 1 over 0 can leave 2."""
     import datasets
+
     from read_trainer.data.stream_loader import StreamLoader
 
     calls = tmp_path / "set_epoch.txt"
