@@ -183,8 +183,10 @@ class DemoArguments:
                                          "of loading the checkpoints shipped in read_trainer/demo/base_checkpoints "
                                          "(used only when the world and pretraining flags are the defaults)."})
     threads: int = field(
-        default=2, metadata={"help": "torch CPU threads for fine-tuning and evaluation. Results are deterministic "
-                                     "for a given count, not across counts; the README's table is for 2."})
+        default=1, metadata={"help": "torch CPU threads for fine-tuning and evaluation. Results are deterministic "
+                                     "for a given count, not across counts; the README's table is for 1. On two "
+                                     "cores shared with other jobs, 2 threads measured 10x the CPU time per "
+                                     "step of 1 (each step waits for its slowest thread)."})
 
 
 def pretraining_settings(demo: DemoArguments):
