@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from read_trainer.demo import shipped_base
+import read_trainer.demo.shipped_base as shipped_module
 from read_trainer.demo.base_models import BUILD_THREADS, ClipPretraining, T5Pretraining, base_models, build_params
 from read_trainer.demo.dataset import build_world, world_params
 from read_trainer.demo.pipeline import DemoArguments, Stopwatch, pretraining_settings, prepare
@@ -63,7 +63,7 @@ def shipped_copy(tmp_path, monkeypatch):
     """A copy of the shipped folder that the demo reads instead of the package's."""
     copy = tmp_path / "base_checkpoints"
     shutil.copytree(SHIPPED_DIR, copy)
-    monkeypatch.setattr(shipped_base, "SHIPPED_DIR", copy)
+    monkeypatch.setattr(shipped_module, "SHIPPED_DIR", copy)
     return copy
 
 
@@ -127,7 +127,7 @@ def test_a_base_model_build_is_byte_identical_when_repeated(tmp_path):
     t5_recipe = T5Pretraining(**{**t5_recipe.__dict__, "batch_size": 8})
     first = base_models(world, params, tmp_path / "one", clip_recipe, t5_recipe, progress=False)
     second = base_models(world, params, tmp_path / "two", clip_recipe, t5_recipe, progress=False)
-    sums = [shipped_base.folder_checksums({"clip": b.clip, "t5": b.t5}) for b in (first, second)]
+    sums = [shipped_module.folder_checksums({"clip": b.clip, "t5": b.t5}) for b in (first, second)]
     assert sums[0] == sums[1]
     assert {"clip/model.safetensors", "t5/spiece.model", "clip/build_params.json"} <= set(sums[0])
     assert json.loads((first.clip / "build_params.json").read_text()) == json.loads(
