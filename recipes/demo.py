@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"exported CLIPModel: {exported}  (CLIPModel.from_pretrained({str(exported)!r}))")
     print(f"base models: CLIP {base.clip}, T5 {base.t5}  (to fine-tune them on your own photos: "
           f"README, 'Train on your own photos')")
-    print(f"\ntime ({demo.threads} torch thread(s); CPU = this process's, DataLoader workers not included):")
+    print(f"\ntime ({demo.threads} torch thread(s); CPU = this process's, all threads):")
     print(watch.breakdown())
     return payload
 
