@@ -175,6 +175,20 @@ def set_logit_scale(folder: Path, scale: float) -> None:
     model.save_pretrained(folder)
 
 
+def drop_load_options(folder: Path) -> None:
+    """Remove ``local_files_only`` from a saved ``tokenizer_config.json``.
+
+    transformers writes the option the tokenizer was loaded with, which follows the
+    environment (``HF_HUB_OFFLINE``), not the model: left in, the same build gives other
+    bytes with and without that variable.
+    """
+    path = Path(folder) / "tokenizer_config.json"
+    if path.is_file():
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if config.pop("local_files_only", None) is not None:
+            path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.PathLike,
                   training: ClipPretraining = ClipPretraining(), progress: bool = True) -> Path:
     """Train the base CLIP on ``train`` (world rows) and save it to ``folder``.
@@ -209,6 +223,7 @@ def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.P
     # The export's copy of the trainer arguments names the scratch folders above (random names),
     # so no two builds would be byte-identical; build_params.json records how the model was built.
     (folder / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+    drop_load_options(folder)
     return folder
 
 
@@ -302,6 +317,7 @@ def pretrain_t5(train: datasets.Dataset, corpus: list[str], folder: str | os.Pat
         optimizer.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.3f}")
     save_t5_untied(model, folder)
+    drop_load_options(folder)
     return folder
 
 
