@@ -7,13 +7,17 @@ Steps, each cached or timed:
 
 1. build the synthetic world (``read_trainer.demo.dataset``; cached under ``--cache``);
 2. the base models (``read_trainer.demo.base_models``): a tiny CLIP pretrained with the plain
-   CLIP loss on the world's train split, and a tiny T5 paraphraser; cached, then loaded
-   with ``from_pretrained(path)`` like hub checkpoints;
+   CLIP loss on the world's train split, and a tiny T5 paraphraser, loaded with
+   ``from_pretrained(path)`` like hub checkpoints. By default the copies shipped in
+   ``read_trainer/demo/base_checkpoints/`` (checked against their SHA256SUMS;
+   ``recipes/build_base_checkpoints.py`` rebuilds them bit for bit); ``--rebuild_base``, or
+   any non-default world or pretraining flag, pretrains them here and caches them;
 3. READ fine-tuning with ``ReadTrainer`` (hard negatives from the package's generator,
    paraphrases from the world's ``paraphrases`` column), exported as a plain ``CLIPModel``;
 4. base vs fine-tuned on the world's SugarCrepe-style and SugarCrepe++-style (ITT, TOT)
    tests, iid (``test``) and novel compositions (``novel``): a table on stdout, and
-   ``results.json``, ``results.md`` and ``chart.png`` in ``--out``.
+   ``results.json``, ``results.md`` and ``chart.png`` in ``--out``; then the wall and CPU
+   time of each step.
 
 Flags: every ReadConfig field (``--learning_rate``, ``--max_steps``, ...) and the demo
 flags below. The YAML holds only ReadConfig keys, so ``run_read.py`` could read it too.
@@ -60,6 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     demo, config = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    torch.set_num_threads(demo.threads)  # the results depend on it (DemoArguments.threads)
     out = Path(demo.out)
     watch = Stopwatch()
 
@@ -87,7 +94,9 @@ def main(argv: list[str] | None = None) -> dict:
         "meta": {"world": params, "base_clip": str(base.clip), "base_t5": str(base.t5),
                  "exported_model": str(exported), "read_config": config.to_dict(),
                  "rule": "accuracy in %; ties count as wrong; each benchmark's macro = plain mean over categories",
-                 "wall_time_s": {**watch.stages, "total": watch.total}},
+                 "threads": demo.threads,
+                 "wall_time_s": {**watch.stages, "total": watch.total},
+                 "cpu_time_s": {**watch.cpu_stages, "total": watch.cpu_total}},
         "accuracy": tables,
         "checks": checks,
         "benchmarks": {label: {name: r.to_dict() for name, r in per.items()} for label, per in results.items()},
@@ -105,7 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"exported CLIPModel: {exported}  (CLIPModel.from_pretrained({str(exported)!r}))")
     print(f"base models: CLIP {base.clip}, T5 {base.t5}  (to fine-tune them on your own photos: "
           f"README, 'Train on your own photos')")
-    print(f"total wall time: {watch.total:.0f}s")
+    print(f"\ntime ({demo.threads} torch thread(s); CPU = this process's, all threads):")
+    print(watch.breakdown())
     return payload
 
 

@@ -1,6 +1,6 @@
 """Does a CLIP's image embedding know where things are? A linear probe on the synthetic world.
 
-    python recipes/probe_layout.py --models .cache/world_models/clip-<hash> outputs/demo/read-clip
+    python recipes/probe_layout.py --models read_trainer/demo/base_checkpoints/clip outputs/demo/read-clip
 
 For every 2-object scene the label is "is the first object (by colour, then shape) left of
 the second?" (about half are). A logistic-regression probe is fitted on train scenes and

@@ -77,3 +77,7 @@ def test_a_built_wheel_ships_the_annotations_licences_and_checksums(tmp_path):
         expected = {folder + f for f in read_checksums(bundled_data_root() / name)} | {
             folder + "LICENSE.md", folder + "SHA256SUMS"}
         assert expected <= names, sorted(expected - names)
+    # The demo's base checkpoints travel the same way (read_trainer/demo/shipped_base.py).
+    shipped = repo / "read_trainer" / "demo" / "base_checkpoints"
+    expected = {f"read_trainer/demo/base_checkpoints/{f}" for f in [*read_checksums(shipped), "SHA256SUMS"]}
+    assert expected <= names, sorted(expected - names)

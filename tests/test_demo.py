@@ -186,6 +186,7 @@ def test_demo_end_to_end_tiny(tmp_path, tiny_cache, capsys):
         assert set(table) == {"test", "novel"} and all(set(t) == set(KINDS) for t in table.values())
     assert set(saved["benchmarks"]["READ"]) == {benchmark_name(s, k) for s in ("test", "novel") for k in KINDS}
     assert {"world", "base models", "READ fine-tuning", "evaluation", "total"} <= set(saved["meta"]["wall_time_s"])
+    assert set(saved["meta"]["cpu_time_s"]) == set(saved["meta"]["wall_time_s"])
 
     exported = Path(saved["meta"]["exported_model"])
     model = CLIPModel.from_pretrained(exported)  # a plain CLIPModel: no decoder, no projection
@@ -193,6 +194,9 @@ def test_demo_end_to_end_tiny(tmp_path, tiny_cache, capsys):
     assert not any("decoder" in name or "text_to_decoder" in name for name in model.state_dict())
     stdout = capsys.readouterr().out
     assert "exported CLIPModel" in stdout and "SugarCrepe++-style TOT" in stdout
+    breakdown = stdout[stdout.index("stage "):].splitlines()  # the time table printed last
+    assert [line.split()[0] for line in breakdown[1:]] == ["world", "base", "READ", "evaluation", "total"]
+    assert float(breakdown[-1].split()[1]) >= saved["meta"]["wall_time_s"]["total"]  # printed at the very end
 
     # Second run: world and base models come from the cache.
     again = demo.main([*argv, "--out", str(tmp_path / "out2")])

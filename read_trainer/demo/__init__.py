@@ -12,6 +12,7 @@ imports it.
     benchmark.py    the world as SugarCrepe-style and SugarCrepe++-style benchmarks
     tiny_models.py  tiny CLIP and T5 v1.1-style checkpoints and tokenizers (also used by the tests)
     base_models.py  the base CLIP and T5 pretrained on the world, cached
+    shipped_base.py the base CLIP and T5 shipped in base_checkpoints/, checked by SHA-256
     cache.py        build-once cache folders
     pipeline.py     READ fine-tuning on the world (negatives kept to the world, training rows)
     report.py       scoring, tables, checks and the chart

@@ -21,8 +21,13 @@ downloaded where this project is built, so the demo makes small stand-ins for bo
 Both are written as ``save_pretrained`` folders by :mod:`read_trainer.demo.tiny_models` and used
 afterwards only through ``from_pretrained(path)``, the code path of the hub checkpoints.
 They are cached under ``<cache_dir>/<kind>-<hash of every parameter>`` (the world's
-parameters included), written to a temporary folder and renamed into place, so an
-interrupted or concurrent build never leaves a half-written model behind.
+parameters and the thread count included), written to a temporary folder and renamed into
+place, so an interrupted or concurrent build never leaves a half-written model behind.
+
+Both are built with torch fixed at :data:`BUILD_THREADS` CPU threads, whatever the machine
+has: float sums are split across threads, so the thread count changes the trained weights,
+and with it fixed a build reproduces the checkpoints shipped in ``base_checkpoints/``
+bit for bit (``recipes/build_base_checkpoints.py`` checks that; ``shipped_base.py`` loads them).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import math
 import os
 import random
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +51,22 @@ from .tiny_models import TinyClipSpec, TinyT5Spec, save_t5_untied, write_tiny_cl
 
 # Bump when the training procedure changes what the same parameters produce: it keys the cache.
 WORLD_MODELS_VERSION = "1"
+
+# torch CPU threads of every base-model build (see the module docstring). One: with one thread
+# the sums do not depend on how many cores the machine has, and on a loaded machine a
+# multi-threaded step waits on its slowest thread (measured on two shared cores: 10x the CPU time).
+BUILD_THREADS = 1
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def demo_clip_spec(image_size: int = 96) -> TinyClipSpec:
@@ -124,6 +146,14 @@ def _params(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+def build_params(kind: str, world_params: dict, recipe) -> dict:
+    """What a ``kind`` ("clip" or "t5") build depends on: the world, its recipe, the thread count.
+
+    Written as ``build_params.json`` into every built folder (cached or shipped).
+    """
+    return {"world": world_params, kind: _params(recipe), "threads": BUILD_THREADS}
+
+
 # ----------------------------------------------------------------------------- CLIP
 
 
@@ -145,6 +175,20 @@ def set_logit_scale(folder: Path, scale: float) -> None:
     model.save_pretrained(folder)
 
 
+def drop_load_options(folder: Path) -> None:
+    """Remove ``local_files_only`` from a saved ``tokenizer_config.json``.
+
+    transformers writes the option the tokenizer was loaded with, which follows the
+    environment (``HF_HUB_OFFLINE``), not the model: left in, the same build gives other
+    bytes with and without that variable.
+    """
+    path = Path(folder) / "tokenizer_config.json"
+    if path.is_file():
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if config.pop("local_files_only", None) is not None:
+            path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.PathLike,
                   training: ClipPretraining = ClipPretraining(), progress: bool = True) -> Path:
     """Train the base CLIP on ``train`` (world rows) and save it to ``folder``.
@@ -154,6 +198,7 @@ def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.P
     CLIP setting: one random caption per image, in-batch negatives only.
     """
     # Imported here: the trainer pulls in the whole training stack, the cache check does not need it.
+    from ..checkpoint import TRAINING_ARGS_NAME
     from ..config import ReadConfig
     from ..data.loading import DataArguments, to_read_schema
     from ..trainer import ReadTrainer
@@ -175,6 +220,10 @@ def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.P
         trainer = ReadTrainer(args=args, train_dataset=dataset)
         trainer.train()
         trainer.save_model(str(folder))
+    # The export's copy of the trainer arguments names the scratch folders above (random names),
+    # so no two builds would be byte-identical; build_params.json records how the model was built.
+    (folder / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+    drop_load_options(folder)
     return folder
 
 
@@ -268,6 +317,7 @@ def pretrain_t5(train: datasets.Dataset, corpus: list[str], folder: str | os.Pat
         optimizer.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.3f}")
     save_t5_untied(model, folder)
+    drop_load_options(folder)
     return folder
 
 
@@ -294,25 +344,26 @@ def base_models(world: datasets.DatasetDict, world_params: dict, cache_dir: str 
     from .dataset import world_corpus
 
     corpus = world_corpus(world)
-    clip_params = {"world": world_params, "clip": _params(clip)}
-    t5_params = {"world": world_params, "t5": _params(t5)}
-    clip_path = cached_build(cache_dir, cache_key("clip", clip_params),
-                             lambda tmp: pretrain_clip(world["train"], corpus, tmp, clip, progress), clip_params)
-    t5_path = cached_build(cache_dir, cache_key("t5", t5_params),
-                           lambda tmp: pretrain_t5(world["train"], corpus, tmp, t5, progress), t5_params)
+    clip_params, t5_params = build_params("clip", world_params, clip), build_params("t5", world_params, t5)
+    with torch_threads(BUILD_THREADS):
+        clip_path = cached_build(cache_dir, cache_key("clip", clip_params),
+                                 lambda tmp: pretrain_clip(world["train"], corpus, tmp, clip, progress), clip_params)
+        t5_path = cached_build(cache_dir, cache_key("t5", t5_params),
+                               lambda tmp: pretrain_t5(world["train"], corpus, tmp, t5, progress), t5_params)
     return BaseModels(clip_path, t5_path)
 
 
 def is_cached(cache_dir: str | os.PathLike, world_params: dict, clip: ClipPretraining = ClipPretraining(),
               t5: T5Pretraining = T5Pretraining()) -> bool:
     """Whether both base models for these parameters are already on disk."""
-    keys = (cache_key("clip", {"world": world_params, "clip": _params(clip)}),
-            cache_key("t5", {"world": world_params, "t5": _params(t5)}))
+    keys = (cache_key("clip", build_params("clip", world_params, clip)),
+            cache_key("t5", build_params("t5", world_params, t5)))
     return all((Path(cache_dir) / k / "build_params.json").exists() for k in keys)
 
 
 __all__ = [
-    "WORLD_MODELS_VERSION", "ClipPretraining", "T5Pretraining", "BaseModels", "base_models", "is_cached",
+    "WORLD_MODELS_VERSION", "BUILD_THREADS", "torch_threads", "build_params", "ClipPretraining", "T5Pretraining",
+    "BaseModels", "base_models", "is_cached",
     "pretrain_clip", "pretrain_t5", "paraphrase_pairs", "demo_clip_spec", "demo_t5_spec", "cache_key",
     "cached_build",
 ]

@@ -178,6 +178,15 @@ class DemoArguments:
         default=None, metadata={"help": "Base T5 pretraining steps (default: base_models.T5Pretraining)."})
     eval_batch_size: int = field(default=512, metadata={"help": "Batch size for embedding texts and images."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    rebuild_base: bool = field(
+        default=False, metadata={"help": "Pretrain the base CLIP and T5 from scratch (cached under --cache) instead "
+                                         "of loading the checkpoints shipped in read_trainer/demo/base_checkpoints "
+                                         "(used only when the world and pretraining flags are the defaults)."})
+    threads: int = field(
+        default=1, metadata={"help": "torch CPU threads for fine-tuning and evaluation. Results are deterministic "
+                                     "for a given count, not across counts; the README's table is for 1. On two "
+                                     "cores shared with other jobs, 2 threads measured 10x the CPU time per "
+                                     "step of 1 (each step waits for its slowest thread)."})
 
 
 def pretraining_settings(demo: DemoArguments):
@@ -195,20 +204,46 @@ def pretraining_settings(demo: DemoArguments):
 
 
 class Stopwatch:
-    """Wall time per stage, printed as it goes and kept for results.json."""
+    """Wall and CPU time per stage, printed as it goes and kept for results.json.
+
+    CPU time is the process's (all its threads): on a machine other jobs share, wall time
+    grows with their load and CPU time much less, so the two together say how loaded it was.
+    """
 
     def __init__(self, prefix: str = "demo"):
         self.prefix = prefix
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
+        self._cpu_mark = self.cpu_start
         self.stages: dict[str, float] = {}
+        self.cpu_stages: dict[str, float] = {}
 
     def stage(self, name: str, began: float) -> None:
+        """Close stage ``name``, begun at ``began`` (``time.perf_counter()``); its CPU time runs
+        from the previous stage's end (stages follow each other)."""
+        cpu_now = time.process_time()
         self.stages[name] = round(time.perf_counter() - began, 1)
-        print(f"[{self.prefix}] {name}: {self.stages[name]:.1f}s (total {self.total:.1f}s)", flush=True)
+        self.cpu_stages[name] = round(cpu_now - self._cpu_mark, 1)
+        self._cpu_mark = cpu_now
+        print(f"[{self.prefix}] {name}: {self.stages[name]:.1f}s wall, {self.cpu_stages[name]:.1f}s CPU "
+              f"(total {self.total:.1f}s)", flush=True)
 
     @property
     def total(self) -> float:
         return round(time.perf_counter() - self.start, 1)
+
+    @property
+    def cpu_total(self) -> float:
+        return round(time.process_time() - self.cpu_start, 1)
+
+    def breakdown(self) -> str:
+        """One line per stage and the total: wall and CPU seconds."""
+        rows = [(name, self.stages[name], self.cpu_stages.get(name, 0.0)) for name in self.stages]
+        rows.append(("total", self.total, self.cpu_total))
+        width = max(len(name) for name, _, _ in rows)
+        lines = [f"{'stage':<{width}}  {'wall s':>7}  {'CPU s':>7}"]
+        lines += [f"{name:<{width}}  {wall:>7.1f}  {cpu:>7.1f}" for name, wall, cpu in rows]
+        return "\n".join(lines)
 
 
 @dataclass
@@ -221,9 +256,15 @@ class Prepared:
 
 
 def prepare(demo: DemoArguments, watch: Stopwatch) -> Prepared:
-    """Steps 1-2 of the demo: the world and the base models, both from the cache when there."""
+    """Steps 1-2 of the demo: the world (cached) and the base models.
+
+    The base models are the checksum-verified shipped checkpoints when they were built for
+    these settings (the defaults) and ``--rebuild_base`` is not given; otherwise they are
+    pretrained here, or taken from the cache when an earlier run did that.
+    """
     from .base_models import base_models, is_cached
     from .dataset import build_world, world_params
+    from .shipped_base import SHIPPED_DIR, compare_to_shipped, describe_comparison, shipped_applies, shipped_base
 
     began = time.perf_counter()
     params = world_params(demo.world_seed, demo.n_train, demo.n_test, demo.n_novel, demo.image_size)
@@ -233,11 +274,20 @@ def prepare(demo: DemoArguments, watch: Stopwatch) -> Prepared:
 
     began = time.perf_counter()
     clip_recipe, t5_recipe = pretraining_settings(demo)
+    if not demo.rebuild_base and shipped_applies(params, clip_recipe, t5_recipe):
+        base = shipped_base()  # ChecksumError naming the file if a shipped file was altered
+        watch.stage("base models (shipped, checksums verified)", began)
+        return Prepared(world, params, base)
     models_dir = Path(demo.cache) / "world_models"
     cached = is_cached(models_dir, params, clip_recipe, t5_recipe)
     if not cached:
-        print(f"[{watch.prefix}] pretraining the base CLIP (plain CLIP loss) and T5 on the world; "
+        why = ("--rebuild_base" if demo.rebuild_base
+               else f"the checkpoints shipped in {SHIPPED_DIR} were built for the default world and pretraining")
+        print(f"[{watch.prefix}] pretraining the base CLIP (plain CLIP loss) and T5 on the world ({why}); "
               f"cached in {models_dir} for next time", flush=True)
     base = base_models(world, params, models_dir, clip_recipe, t5_recipe, progress=demo.progress)
     watch.stage("base models" + (" (cached)" if cached else ""), began)
+    if shipped_applies(params, clip_recipe, t5_recipe):  # the default settings: the build should be the shipped one
+        print(f"[{watch.prefix}] base models in {models_dir}: {describe_comparison(compare_to_shipped(base))}",
+              flush=True)
     return Prepared(world, params, base)

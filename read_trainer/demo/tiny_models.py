@@ -10,10 +10,10 @@ SentencePiece vocabulary, both trained here on a small corpus.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -127,15 +127,15 @@ def build_t5_tokenizer(folder: str | os.PathLike, corpus: Iterable[str], vocab_s
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        text = Path(tmp) / "corpus.txt"
-        text.write_text("\n".join(corpus), encoding="utf-8")
-        spm.SentencePieceTrainer.train(
-            input=str(text), model_prefix=str(folder / "spiece"), vocab_size=vocab_size,
-            model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-            character_coverage=1.0, hard_vocab_limit=False, minloglevel=2,
-        )
-    (folder / "spiece.vocab").unlink(missing_ok=True)
+    # Sentences from an iterator and the model into memory: spiece.model records its trainer's
+    # input file and output prefix, and temporary paths there would make every build's bytes differ.
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(corpus)), model_writer=model, vocab_size=vocab_size,
+        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+        character_coverage=1.0, hard_vocab_limit=False, minloglevel=2,
+    )
+    (folder / "spiece.model").write_bytes(model.getvalue())
     (folder / "tokenizer.json").unlink(missing_ok=True)
     tokenizer = T5Tokenizer.from_pretrained(folder, extra_ids=0)
     tokenizer.model_max_length = 77
