@@ -45,7 +45,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tiny_layers", type=int, default=2, help="layers per tower of the default tiny CLIP")
     p.add_argument("--benchmarks", nargs="+", default=["sugarcrepe", "sugarcrepe_pp_itt", "sugarcrepe_pp_tot"],
                    help="any of sugarcrepe, sugarcrepe_pp_itt, sugarcrepe_pp_tot, valse")
-    p.add_argument("--data_root", default=str(REPO.parent / "shared" / "benchdata"))
+    p.add_argument("--data_root", default=None,
+                   help="benchmark annotation folder (default: the annotation files shipped with the package)")
     p.add_argument("--limit", type=int, default=None, help="items per subset (default: all)")
     p.add_argument("--image_size", type=int, nargs=2, default=[640, 480], help="stand-in JPEG width height")
     p.add_argument("--batch_size", type=int, default=256)
@@ -113,6 +114,10 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     from transformers import CLIPModel, CLIPProcessor
 
+    from read_trainer.evaluation.bundled import bundled_data_root
+
+    if args.data_root is None:
+        args.data_root = str(bundled_data_root())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         image_dir = tmp / "images"

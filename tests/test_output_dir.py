@@ -50,7 +50,7 @@ def test_a_folder_holding_an_export_is_refused_unless_overwriting(tiny_models, t
 
 
 def test_a_second_run_on_a_locked_folder_is_refused_and_a_dead_runs_lock_taken_over(tiny_models, tmp_path):
-    out = tmp_path / "shared"
+    out = tmp_path / "one_folder"
     # The first run: another process that claims the folder and keeps running.
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
