@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ..modeling import shift_right
 from .negatives import fill_shortfall, normalize
 
 # Callers import BadRowError, as_text_list and row_rng from here too.
@@ -147,10 +148,9 @@ class ReadCollator:
             decoder_labels = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
             pad = self.decoder_tokenizer.pad_token_id
             start = pad if self.decoder_start_token_id is None else self.decoder_start_token_id
-            decoder_input_ids = decoder_labels.new_full(decoder_labels.shape, start)
-            decoder_input_ids[:, 1:] = decoder_labels[:, :-1]
             batch["decoder_labels"] = decoder_labels
-            batch["decoder_input_ids"] = decoder_input_ids.masked_fill(decoder_input_ids == -100, pad)
+            # Built here, in the DataLoader workers, so the step does no shifting of its own.
+            batch["decoder_input_ids"] = shift_right(decoder_labels, start, pad)
         return batch
 
     def _widths(self, tokens, labels) -> tuple[int, int]:
