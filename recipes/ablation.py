@@ -2,29 +2,38 @@
 
     python recipes/ablation.py                       # recipes/demo_world.yaml, seeds 2025 2026 2027
     python recipes/ablation.py --seeds 1 2 --max_steps 100 --ablation_md /tmp/ablation.md
+    python recipes/ablation.py --variants NegCLIP READ   # a subset
 
 Variants, all from the same cached base models, with the same data, steps and optimiser
-(``recipes/demo_world.yaml`` plus flags); only the loss terms change:
+(``recipes/demo_world.yaml`` plus flags); only what ``VARIANT_SETTINGS`` lists changes
+("yaml's" = the config's value: λ_rec 0.1, λ_align 0.5, K 3, target random_caption):
 
-==========================  ============  ============  =====================================
-variant                     λ_rec         λ_align       alignment
-==========================  ============  ============  =====================================
-base                        (no fine-tuning)
-NegCLIP                     0             0
-+reconstruction             yaml's (0.1)  0
-+alignment                  0             yaml's (0.5)  yaml's (hard negatives as columns,
-                                                        both directions)
-READ                        yaml's        yaml's        yaml's
-READ, reference alignment   yaml's        yaml's        the paper's: paraphrase -> in-batch
-                                                        anchors only
-==========================  ============  ============  =====================================
+==================================  ====  ============  ============  ===================
+variant                             K     λ_rec         λ_align       other
+==================================  ====  ============  ============  ===================
+base                                (no fine-tuning)
+CLIP fine-tuning                    0     0             0
+CLIP + reconstruction               0     yaml's        0
+CLIP + reconstruction λ=1           0     1             0
+NegCLIP                             yaml  0             0
++reconstruction                     yaml  yaml's        0
++reconstruction λ=0.3               yaml  0.3           0
++reconstruction λ=1                 yaml  1             0
++reconstruction of the anchor       yaml  yaml's        0             target: the anchor
++alignment                          yaml  0             yaml's
+READ                                yaml  yaml's        yaml's
+READ, reference alignment           yaml  yaml's        yaml's        paraphrase -> in-batch
+                                                                      anchors only
+==================================  ====  ============  ============  ===================
 
-Every fine-tuned variant uses K hard negatives from the same generator. The seed changes
-what fine-tuning draws (the decoder projection's initialisation, batch order, anchors,
-negatives); the world and the base models are fixed. Writes a mean ± std table (sample
-std over seeds) to ``--ablation_md`` and every number to ``<--out>/ablation.json``. Each
-finished run is saved under ``<--out>/runs/`` and reused when the script is run again
-with the same settings, so an interrupted ablation resumes.
+The seed changes what fine-tuning draws (the decoder projection's initialisation, batch
+order, anchors, negatives); the world and the base models are fixed. Every run also
+records its logged losses and, every 100 steps, each loss term's share of the text tower's
+gradient norm (``read_trainer.term_gradients``); the frozen decoder itself is probed once
+(``read_trainer.demo.reconstruction_probe``). Writes the tables, the comparisons and that
+evidence to ``--ablation_md`` and every number to ``<--out>/ablation.json``. Each finished
+run is saved under ``<--out>/runs/`` and reused when the script is run again with the same
+settings, so an interrupted ablation resumes.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import statistics
@@ -45,12 +55,34 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from transformers import TrainerCallback  # noqa: E402
+
 from read_trainer.cli import parse_args_with_config  # noqa: E402
 from read_trainer.config import ReadConfig  # noqa: E402
 from read_trainer.demo.pipeline import DemoArguments, Stopwatch  # noqa: E402
+from read_trainer.term_gradients import TermGradientCallback  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).with_name("demo_world.yaml")
-VARIANTS = ("base", "NegCLIP", "+reconstruction", "+alignment", "READ", "READ, reference alignment")
+YAML = object()  # "the config's value" (recipes/demo_world.yaml unless overridden on the command line)
+
+# Each fine-tuned variant: the config fields it sets. Everything else (data, steps, optimiser,
+# K where not set, the reconstruction target where not set) is the config's.
+VARIANT_SETTINGS: dict[str, dict] = {
+    "CLIP fine-tuning": dict(num_hard_negatives=0, reconstruction_weight=0.0, alignment_weight=0.0),
+    "CLIP + reconstruction": dict(num_hard_negatives=0, reconstruction_weight=YAML, alignment_weight=0.0),
+    "CLIP + reconstruction λ=1": dict(num_hard_negatives=0, reconstruction_weight=1.0, alignment_weight=0.0),
+    "NegCLIP": dict(reconstruction_weight=0.0, alignment_weight=0.0),
+    "+reconstruction": dict(reconstruction_weight=YAML, alignment_weight=0.0),
+    "+reconstruction λ=0.3": dict(reconstruction_weight=0.3, alignment_weight=0.0),
+    "+reconstruction λ=1": dict(reconstruction_weight=1.0, alignment_weight=0.0),
+    "+reconstruction of the anchor": dict(reconstruction_weight=YAML, alignment_weight=0.0,
+                                          reconstruction_target="anchor"),
+    "+alignment": dict(reconstruction_weight=0.0, alignment_weight=YAML),
+    "READ": dict(reconstruction_weight=YAML, alignment_weight=YAML),
+    "READ, reference alignment": dict(reconstruction_weight=YAML, alignment_weight=YAML,
+                                      alignment_include_negatives=False, alignment_symmetric=False),
+}
+VARIANTS = ("base", *VARIANT_SETTINGS)
 
 
 @dataclass
@@ -64,6 +96,7 @@ class AblationArguments:
                                                   "run in parallel; a last run with all of them reuses every result)."})
     ablation_md: str = field(default="docs/ablation.md", metadata={"help": "Where to write the markdown table."})
     keep_models: bool = field(default=False, metadata={"help": "Keep every run's exported CLIPModel."})
+    probe_limit: int = field(default=300, metadata={"help": "Images per split for the decoder-probe losses."})
 
 
 def parse(argv: list[str]):
@@ -75,18 +108,9 @@ def parse(argv: list[str]):
 
 
 def variant_settings(variant: str, config: ReadConfig) -> dict:
-    """The config fields a fine-tuned variant changes; full READ's values come from the config.
-
-    "READ, reference alignment" is full READ with the paper's alignment (paraphrase -> in-batch
-    anchors only), to show what the demo's alignment setting changes.
-    """
-    rec, align = config.reconstruction_weight, config.alignment_weight
-    weights = {"NegCLIP": (0.0, 0.0), "+reconstruction": (rec, 0.0), "+alignment": (0.0, align), "READ": (rec, align),
-               "READ, reference alignment": (rec, align)}[variant]
-    settings = {"reconstruction_weight": weights[0], "alignment_weight": weights[1]}
-    if variant == "READ, reference alignment":
-        settings.update(alignment_include_negatives=False, alignment_symmetric=False)
-    return settings
+    """The config fields a fine-tuned variant sets, with the config's own values filled in."""
+    return {name: getattr(config, name) if value is YAML else value
+            for name, value in VARIANT_SETTINGS[variant].items()}
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -100,6 +124,21 @@ def run_key(config: ReadConfig, params: dict) -> str:
             if k not in ("output_dir", "logging_dir", "disable_tqdm", "run_name", "overwrite_output_dir")}
     blob = json.dumps({"config": keep, "world": params}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+GRADIENT_EVERY = 100  # optimizer steps between per-term gradient measurements (and at steps 0 and the last)
+
+
+class LossCurve(TrainerCallback):
+    """Every logged training loss and its components, by step."""
+
+    def __init__(self):
+        self.records: list[dict] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.records.append({"step": state.global_step,
+                                 **{k: v for k, v in logs.items() if k == "loss" or k.startswith("loss/")}})
 
 
 def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: int, out: Path, demo,
@@ -124,10 +163,12 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
         print(f"[ablation] {variant} seed {seed}: reusing {saved}", flush=True)
         return json.loads(saved.read_text())
     began = time.perf_counter()
-    exported = finetune(prepared.world["train"], run_config)
+    curve, gradients = LossCurve(), TermGradientCallback(every=GRADIENT_EVERY)
+    exported = finetune(prepared.world["train"], run_config, callbacks=[curve, gradients])
     table = accuracy_table(evaluate_clip(exported, benchmarks, demo.progress, demo.eval_batch_size))
     record = {"variant": variant, "seed": seed, "settings": settings,
-              "wall_time_s": round(time.perf_counter() - began, 1), "accuracy": table}
+              "wall_time_s": round(time.perf_counter() - began, 1), "accuracy": table,
+              "loss_curve": curve.records, "term_gradients": gradients.records}
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(record, indent=2))
     if not keep_model:
@@ -166,8 +207,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     summary = summarize(runs)
     comparison = compare(summary, "READ", "NegCLIP") if {"READ", "NegCLIP"} <= set(summary) else {}
+    comparisons = {f"{better} vs {worse}": compare(summary, better, worse, SWAP_CELLS)
+                   for better, worse in COMPARISONS if {better, worse} <= set(summary)}
+    evidence = reconstruction_evidence(runs)
+    probe = None
+    if evidence:
+        from read_trainer.demo.reconstruction_probe import probe_decoder
+
+        began = time.perf_counter()
+        probe = probe_decoder(prepared.base.t5, prepared.world, ablation.probe_limit)
+        watch.stage("decoder probe", began)
     command = "python recipes/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)
     markdown = format_markdown(summary, comparison, config, ablation.seeds, command.strip(), prepared)
+    markdown += format_comparisons(comparisons) + format_evidence(evidence, probe)
     md_path = Path(ablation.ablation_md)
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(markdown, encoding="utf-8")
@@ -176,7 +228,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "read_config": config.to_dict(), "wall_time_s": {**watch.stages, "total": watch.total},
                         "rule": "accuracy in %; ties count as wrong; macro = plain mean over categories; "
                                 "std = sample standard deviation over seeds"},
-               "summary": summary, "read_vs_negclip": comparison, "runs": runs}
+               "summary": summary, "read_vs_negclip": comparison, "comparisons": comparisons,
+               "reconstruction_evidence": evidence, "decoder_probe": probe, "runs": runs}
     write_json(out / "ablation.json", payload)
     print(markdown)
     print(f"[ablation] table: {md_path}; every number: {out / 'ablation.json'}; total {watch.total:.0f}s")
@@ -203,21 +256,63 @@ def summarize(runs: list[dict]) -> dict:
     return summary
 
 
-def compare(summary: dict, better: str, worse: str) -> dict:
-    """Per split and benchmark: the macro difference and how many standard deviations it spans.
+def compare(summary: dict, better: str, worse: str, cells: tuple[str, ...] | None = None) -> dict:
+    """Per split and benchmark: the difference of the means and how many standard deviations it spans.
 
-    ``margin_in_std`` divides the difference of the means by the larger of the two
-    variants' sample stds, the stricter reading of "more than 2 standard deviations".
+    ``cells=None``: the macro score only, keyed ``split/kind``; otherwise those categories
+    (and/or ``"macro"``), keyed ``split/kind/cell``. ``margin_in_std`` divides the
+    difference of the means by the larger of the two variants' sample stds, the stricter
+    reading of "more than 2 standard deviations".
     """
     out: dict = {}
     for split, kinds in summary[better].items():
         for kind in kinds:
-            (m1, s1, _), (m2, s2, _) = summary[better][split][kind]["macro"], summary[worse][split][kind]["macro"]
-            spread = max(s1, s2)
-            out[f"{split}/{kind}"] = {"difference": m1 - m2, "std_" + better: s1, "std_" + worse: s2,
-                                      "margin_in_std": (m1 - m2) / spread if spread > 0 else float("inf"),
-                                      "more_than_2_std": m1 - m2 > 2 * spread}
+            for cell in cells or ("macro",):
+                (m1, s1, _), (m2, s2, _) = summary[better][split][kind][cell], summary[worse][split][kind][cell]
+                spread = max(s1, s2)
+                key = f"{split}/{kind}" if cells is None else f"{split}/{kind}/{cell}"
+                out[key] = {"difference": m1 - m2, "std_" + better: s1, "std_" + worse: s2,
+                            "margin_in_std": (m1 - m2) / spread if spread > 0
+                            else math.copysign(float("inf"), m1 - m2) if m1 != m2 else 0.0,
+                            "more_than_2_std": m1 - m2 > 2 * spread}
     return out
+
+
+# What isolates each term: (variant, the variant it adds one thing to).
+COMPARISONS = (
+    ("CLIP + reconstruction", "CLIP fine-tuning"), ("CLIP + reconstruction λ=1", "CLIP fine-tuning"),
+    ("NegCLIP", "CLIP fine-tuning"), ("+reconstruction", "NegCLIP"), ("+reconstruction λ=0.3", "NegCLIP"),
+    ("+reconstruction λ=1", "NegCLIP"), ("+reconstruction of the anchor", "NegCLIP"),
+    ("+reconstruction of the anchor", "+reconstruction"), ("+alignment", "NegCLIP"), ("READ", "+alignment"),
+)
+SWAP_CELLS = ("swap_att", "swap_obj", "macro")
+
+
+def reconstruction_evidence(runs: list[dict]) -> dict:
+    """Per variant with reconstruction: its logged reconstruction loss and the gradient shares, by step.
+
+    ``{variant: {"reconstruction_loss": {step: [mean, std, n]}, "share/<term>": {step: [...]},
+    "cosine/reconstruction_contrastive": {step: [...]}}}`` over the variant's seeds.
+    """
+    by_variant: dict[str, list[dict]] = {}
+    for run in runs:
+        if run.get("term_gradients") and any("share/reconstruction" in r for r in run["term_gradients"]):
+            by_variant.setdefault(run["variant"], []).append(run)
+    evidence: dict = {}
+    for variant, variant_runs in by_variant.items():
+        series: dict[str, dict[int, list[float]]] = {}
+        for run in variant_runs:
+            for point in run["loss_curve"]:
+                if "loss/reconstruction" in point:
+                    series.setdefault("reconstruction_loss", {}).setdefault(point["step"], []).append(
+                        point["loss/reconstruction"])
+            for point in run["term_gradients"]:
+                for key, value in point.items():
+                    if key.startswith(("share/", "cosine/")):
+                        series.setdefault(key, {}).setdefault(point["step"], []).append(value)
+        evidence[variant] = {key: {step: [*mean_std(values), len(values)] for step, values in sorted(points.items())}
+                             for key, points in series.items()}
+    return evidence
 
 
 # Why the demo's recipe is not the reference's, in one place (details: recipes/demo_world.yaml,
@@ -263,9 +358,10 @@ def format_markdown(summary: dict, comparison: dict, config: ReadConfig, seeds: 
     for v in variants:
         lines.append(f"| {v} | " + " | ".join(_cell(summary[v][split][k]["macro"])
                                              for split in ("test", "novel") for k in KINDS) + " |")
-    lines += ["", "## READ vs NegCLIP (macro)", "",
-              "| split / benchmark | READ − NegCLIP | larger std | difference / larger std | > 2 std |",
-              "|---|---:|---:|---:|:---:|"]
+    if comparison:
+        lines += ["", "## READ vs NegCLIP (macro)", "",
+                  "| split / benchmark | READ − NegCLIP | larger std | difference / larger std | > 2 std |",
+                  "|---|---:|---:|---:|:---:|"]
     for name, c in comparison.items():
         split, kind = name.split("/")
         spread = max(c["std_READ"], c["std_NegCLIP"])
@@ -281,6 +377,89 @@ def format_markdown(summary: dict, comparison: dict, config: ReadConfig, seeds: 
                 if cat in summary[variants[0]][split][k]:
                     lines.append(f"| {KIND_TITLES[k]} | {cat} | "
                                  + " | ".join(_cell(summary[v][split][k][cat]) for v in variants) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _signed(c: dict) -> str:
+    margin = "∞" if math.isinf(c["margin_in_std"]) else f"{c['margin_in_std']:.1f}"
+    return f"{c['difference']:+.1f} ({margin}){' ✓' if c['more_than_2_std'] else ''}"
+
+
+def format_comparisons(comparisons: dict) -> str:
+    """One table per comparison: the difference on the swap categories and the macro score."""
+    from read_trainer.demo.benchmark import KIND_TITLES, KINDS
+
+    if not comparisons:
+        return ""
+    lines = ["", "## What each term adds", "",
+             "Difference of the means over seeds, in points, and in brackets that difference over the larger of the "
+             "two variants' stds; ✓ = more than 2 std.", ""]
+    for name, table in comparisons.items():
+        lines += [f"**{name}**", "", "| split / benchmark | " + " | ".join(SWAP_CELLS) + " |",
+                  "|---|" + "---:|" * len(SWAP_CELLS)]
+        for split in ("test", "novel"):
+            for kind in KINDS:
+                lines.append(f"| {split} {KIND_TITLES[kind]} | "
+                             + " | ".join(_signed(table[f"{split}/{kind}/{cell}"]) for cell in SWAP_CELLS) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _series_cell(points: dict, step, scale: float = 1.0, digits: int = 2) -> str:
+    if step not in points:
+        return "-"
+    mean, std, n = points[step]
+    return f"{mean * scale:.{digits}f}" if n == 1 else f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def format_evidence(evidence: dict, probe: dict | None) -> str:
+    """The reconstruction loss over training, the gradient shares, and the decoder probe."""
+    if not evidence:
+        return ""
+    lines = ["", "## Reconstruction: what the term does to the text tower", ""]
+    if probe is not None:
+        own = probe["own_memory_loss"]["train"]
+        gap = probe["order_gap_test"]
+        lines += [
+            "The frozen decoder, probed with its own pretraining memory (its T5 encoder, mean-pooled to one "
+            "token), on the train split (`read_trainer.demo.reconstruction_probe`):", "",
+            "| target | share of the target's meaning its anchor does not state | decoder loss, dropout off | "
+            "dropout on |", "|---|---:|---:|---:|",
+        ]
+        for target in ("random_caption", "anchor", "paraphrase"):
+            lines.append(f"| {target} | {100 * probe['unstated_share']['train'][target]:.1f}% | "
+                         f"{own[target]['dropout_off']:.3f} | {own[target]['dropout_on']:.3f} |")
+        lines += [
+            "", f"Word order, on the test split's {gap['items']} swap_att/swap_obj items: the decoder's per-token "
+            "loss given the caption's own memory vs given the memory of the caption with two attributes or "
+            "objects swapped (the same words), and how often the true memory gives the lower loss:", "",
+            "| target | loss, true memory | loss, swapped memory | gap per token | true memory lower |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for target in ("caption", "paraphrase"):
+            g = gap[target]
+            lines.append(f"| {target} | {g['loss_given_true']:.4f} | {g['loss_given_swapped']:.4f} | "
+                         f"{g['gap_per_token']:+.5f} | {100 * g['true_memory_lower']:.1f}% |")
+        lines.append("")
+    steps = sorted({step for e in evidence.values() for step in e.get("reconstruction_loss", {})})
+    shown = [steps[0], steps[len(steps) // 2], steps[-1]] if len(steps) >= 3 else steps
+    lines += ["Reconstruction loss logged during fine-tuning (token mean, decoder dropout as configured), "
+              "mean ± std over seeds:", "",
+              "| variant | " + " | ".join(f"step {s}" for s in shown) + " |", "|---|" + "---:|" * len(shown)]
+    for variant, e in evidence.items():
+        points = e.get("reconstruction_loss", {})
+        lines.append(f"| {variant} | " + " | ".join(_series_cell(points, s, digits=3) for s in shown) + " |")
+    grad_steps = sorted({step for e in evidence.values() for step in e.get("share/reconstruction", {})})
+    lines += ["", "Share of the text tower's gradient norm from the weighted reconstruction term "
+              "(‖λ_rec ∇L_rec‖ over the sum of every term's norm), in %, on one fixed batch, and the cosine "
+              "between the reconstruction and contrastive gradients:", "",
+              "| variant | " + " | ".join(f"share, step {s}" for s in grad_steps) + " | cosine, last step |",
+              "|---|" + "---:|" * (len(grad_steps) + 1)]
+    for variant, e in evidence.items():
+        share = e.get("share/reconstruction", {})
+        cosine = e.get("cosine/reconstruction_contrastive", {})
+        lines.append(f"| {variant} | " + " | ".join(_series_cell(share, s, 100.0, 2) for s in grad_steps)
+                     + f" | {_series_cell(cosine, grad_steps[-1], digits=3) if grad_steps else '-'} |")
     return "\n".join(lines) + "\n"
 
 

@@ -139,16 +139,18 @@ def training_rows(train: datasets.Dataset) -> datasets.Dataset:
     return to_read_schema(rows, DataArguments())
 
 
-def finetune(train: datasets.Dataset, config: ReadConfig, negatives=None) -> Path:
+def finetune(train: datasets.Dataset, config: ReadConfig, negatives=None, callbacks=None) -> Path:
     """READ-fine-tune ``config.model_name_or_path`` on the world and export to ``config.output_dir``.
 
     The export is a plain ``CLIPModel`` + ``CLIPProcessor`` (``ReadTrainer.save_model``).
+    ``callbacks``: extra ``TrainerCallback``s (the ablation's loss and gradient records).
     """
     from ..trainer import ReadTrainer
 
     if negatives is None:
         negatives = WorldNegatives.for_split(train, seed=config.seed, k=config.num_hard_negatives)
-    trainer = ReadTrainer(args=config, train_dataset=training_rows(train), negative_generator=negatives)
+    trainer = ReadTrainer(args=config, train_dataset=training_rows(train), negative_generator=negatives,
+                          callbacks=callbacks)
     trainer.train()
     trainer.save_model()
     return Path(config.output_dir)

@@ -1,0 +1,138 @@
+"""What READ's reconstruction term can ask of a text encoder on the synthetic world.
+
+Three measurements, none of which trains anything (``recipes/probe_reconstruction.py`` runs
+them; ``recipes/ablation.py`` reports them next to its reconstruction variants):
+
+1. **What a target says that its anchor does not** (``unstated_share``). For each
+   reconstruction target (``random_caption``: uniform over the image's captions, anchor
+   included, as the reference recipe; ``anchor``: the anchor itself; ``paraphrase``: the
+   anchor's own paraphrase), the share of the target's meaning atoms (objects and
+   relations, ``caption_to_meaning``) that the anchor does not state. No encoding of an
+   anchor can help the decoder predict what the anchor does not say.
+2. **The frozen decoder's loss when it reads its own pretraining memory**
+   (``own_memory_losses``: its T5 encoder, mean-pooled to one token, as it was pretrained),
+   per target, dropout off and on: the floor a READ projection of the CLIP text embedding
+   can approach.
+3. **What word order is worth to the decoder** (``order_gap``). On the world's swap_att /
+   swap_obj items (a caption, its paraphrase, the caption with two attributes or two objects
+   swapped): the decoder's per-token loss of each target given the true caption's memory
+   and given the swapped caption's memory, and how often the true memory gives the lower
+   loss. The two memories hold the same words, so this gap is all the reconstruction loss
+   can gain from an encoder that knows which attribute belongs to which object.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+from .base_models import pooled_encoding
+from .captions import caption_to_meaning
+
+TARGETS = ("random_caption", "anchor", "paraphrase")
+
+
+def target_pairs(split, target: str, seed: int = 0) -> list[tuple[str, str]]:
+    """(anchor, target) for every caption of every image, the target drawn as the collator draws it."""
+    rng = random.Random(seed)
+    pairs = []
+    for captions, paraphrases in zip(split["captions"], split["paraphrases"]):
+        for caption, paraphrase in zip(captions, paraphrases):
+            chosen = {"anchor": caption, "paraphrase": paraphrase}.get(target) or rng.choice(captions)
+            pairs.append((caption, chosen))
+    return pairs
+
+
+def unstated_share(split) -> dict[str, float]:
+    """Per target: mean share of the target's meaning atoms that its anchor does not state.
+
+    For ``random_caption`` the expectation over the uniform draw is computed exactly
+    (every caption of the image as the target, equally weighted).
+    """
+    def unstated(anchor: str, target: str) -> float:
+        a, t = caption_to_meaning(anchor), caption_to_meaning(target)
+        return len(t - a) / len(t)
+
+    shares = {"random_caption": [], "anchor": [], "paraphrase": []}
+    for captions, paraphrases in zip(split["captions"], split["paraphrases"]):
+        for caption, paraphrase in zip(captions, paraphrases):
+            shares["anchor"].append(unstated(caption, caption))
+            shares["paraphrase"].append(unstated(caption, paraphrase))
+            shares["random_caption"].append(statistics.fmean(unstated(caption, other) for other in captions))
+    return {name: statistics.fmean(values) for name, values in shares.items()}
+
+
+@torch.no_grad()
+def sequence_losses(model, tokenizer, sources: list[str], targets: list[str], batch_size: int = 256) -> list[tuple]:
+    """Per pair: (summed token loss of ``target`` given ``source``'s pooled memory, target tokens)."""
+    out = []
+    for start in range(0, len(sources), batch_size):
+        enc = tokenizer(sources[start:start + batch_size], padding=True, return_tensors="pt")
+        labels = tokenizer(targets[start:start + batch_size], padding=True, return_tensors="pt")
+        label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+        logits = model(encoder_outputs=(pooled_encoding(model, enc),), labels=label_ids).logits
+        token_loss = F.cross_entropy(logits.transpose(1, 2), label_ids, ignore_index=-100, reduction="none")
+        mask = label_ids != -100
+        out += list(zip((token_loss * mask).sum(1).tolist(), mask.sum(1).tolist()))
+    return out
+
+
+def token_mean(losses: list[tuple]) -> float:
+    return sum(s for s, _ in losses) / sum(n for _, n in losses)
+
+
+def own_memory_losses(model, tokenizer, split, limit: int) -> dict:
+    """Token-mean loss of each target given the decoder's own pooled memory of the anchor."""
+    rows = split.select(range(min(limit, len(split))))
+    result = {}
+    for target in TARGETS:
+        sources, targets = zip(*target_pairs(rows, target))
+        result[target] = {}
+        for mode in ("eval", "train"):
+            model.train(mode == "train")
+            torch.manual_seed(0)
+            result[target][f"dropout_{'on' if mode == 'train' else 'off'}"] = token_mean(
+                sequence_losses(model, tokenizer, list(sources), list(targets)))
+    model.eval()
+    return result
+
+
+def order_gap(model, tokenizer, split) -> dict:
+    """Loss of the caption and of its paraphrase given the true vs the swapped caption's memory."""
+    items = [item for items in split["false_captions"] for item in items
+             if item["category"] in ("swap_att", "swap_obj")]
+    model.eval()
+    result = {"items": len(items)}
+    for name, key in (("caption", "caption"), ("paraphrase", "caption2")):
+        targets = [item[key] for item in items]
+        true = sequence_losses(model, tokenizer, [item["caption"] for item in items], targets)
+        swapped = sequence_losses(model, tokenizer, [item["negative_caption"] for item in items], targets)
+        result[name] = {
+            "loss_given_true": token_mean(true), "loss_given_swapped": token_mean(swapped),
+            "gap_per_token": token_mean(swapped) - token_mean(true),
+            "true_memory_lower": statistics.fmean(float(t[0] < s[0]) for t, s in zip(true, swapped)),
+        }
+    return result
+
+
+def probe_decoder(decoder: str, world, limit: int = 1000) -> dict:
+    """All three measurements for the T5 checkpoint ``decoder`` on ``world`` (train and test splits).
+
+    ``limit`` bounds the images per split used for the decoder losses (the target shares use
+    every image; the order gap uses every swap item of the test split).
+    """
+    from transformers import AutoTokenizer
+
+    from ..modeling import load_t5
+
+    model, tokenizer = load_t5(decoder), AutoTokenizer.from_pretrained(decoder)
+    return {
+        "decoder": str(decoder),
+        "unstated_share": {split: unstated_share(world[split]) for split in ("train", "test")},
+        "own_memory_loss": {split: own_memory_losses(model, tokenizer, world[split], limit)
+                            for split in ("train", "test")},
+        "order_gap_test": order_gap(model, tokenizer, world["test"]),
+    }
