@@ -118,11 +118,12 @@ def run_name(variant: str, seed: int) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", variant).strip("-") + f"-{seed}"
 
 
-def run_key(config: ReadConfig, params: dict) -> str:
-    """A hash of everything that changes a run's result: the training config, the world, the base models."""
+def run_key(config: ReadConfig, params: dict, threads: int) -> str:
+    """A hash of everything that changes a run's result: the training config, the world, the base models
+    and the torch thread count."""
     keep = {k: v for k, v in config.to_dict().items()
             if k not in ("output_dir", "logging_dir", "disable_tqdm", "run_name", "overwrite_output_dir")}
-    blob = json.dumps({"config": keep, "world": params}, sort_keys=True, default=str)
+    blob = json.dumps({"config": keep, "world": params, "threads": threads}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -158,7 +159,8 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
                    disable_tqdm=not demo.progress, overwrite_output_dir=True)  # a run cut short is redone
     for name, value in updates.items():
         setattr(run_config, name, value)
-    saved = out / "runs" / f"{run_name(variant, seed)}-{run_key(run_config, prepared.world_params)}.json"
+    # The thread count is part of the key: CPU results are deterministic for a given count, not across counts.
+    saved = out / "runs" / f"{run_name(variant, seed)}-{run_key(run_config, prepared.world_params, demo.threads)}.json"
     if saved.exists():
         print(f"[ablation] {variant} seed {seed}: reusing {saved}", flush=True)
         return json.loads(saved.read_text())
@@ -189,6 +191,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     ablation, demo, config = parse(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    torch.set_num_threads(demo.threads)  # as recipes/demo.py: results depend on the count (DemoArguments.threads)
     out = Path(demo.out)
     watch = Stopwatch("ablation")
     prepared = prepare(demo, watch)

@@ -23,6 +23,7 @@ them; ``recipes/ablation.py`` reports them next to its reconstruction variants):
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 
@@ -135,4 +136,34 @@ def probe_decoder(decoder: str, world, limit: int = 1000) -> dict:
         "own_memory_loss": {split: own_memory_losses(model, tokenizer, world[split], limit)
                             for split in ("train", "test")},
         "order_gap_test": order_gap(model, tokenizer, world["test"]),
+        "order_information_train": order_information(world["train"], tokenizer),
     }
+
+
+def order_information(split, tokenizer, limit: int | None = None) -> dict:
+    """How much a caption's word order says beyond its words, at most, in nats.
+
+    For each caption: ``log(M)``, M = the number of distinct meanings among the caption and
+    every single swap of two colours, sizes or shapes (the same words, another binding).
+    A decoder that knew the words but not their order could at best spread its belief over
+    those M readings; one that read the order perfectly would save at most ``log(M)`` nats
+    on that caption. Returned per caption and per target token (T5 tokens, ``</s>``
+    included), as means over the split's captions.
+    """
+    from .captions import caption_meaning, negative_candidates, parse_caption
+
+    texts = [c for captions in split["captions"] for c in captions][:limit]
+    nats, tokens = [], []
+    for text in texts:
+        caption = parse_caption(text)
+        meanings = {caption_meaning(caption)}
+        for category in ("swap_att", "swap_obj"):
+            for cand in negative_candidates(caption, category, None):
+                if any(c.kind == "anaphor" and len({np.shape for np in c.nps}) != 2 for c in cand):
+                    continue  # not a world caption (the anaphor needs two different shapes)
+                meanings.add(caption_meaning(cand))
+        nats.append(math.log(len(meanings)))
+        tokens.append(len(tokenizer(text)["input_ids"]))
+    return {"captions": len(texts), "nats_per_caption": statistics.fmean(nats),
+            "nats_per_token": sum(nats) / sum(tokens),
+            "share_with_a_swap": statistics.fmean(float(n > 0) for n in nats)}
