@@ -31,12 +31,17 @@ def text_tower_parameters(model) -> list[torch.nn.Parameter]:
     return [p for m in modules for p in m.parameters() if p.requires_grad]
 
 
+def _wide(g: torch.Tensor) -> torch.Tensor:
+    """At least float32 (bf16 gradients summed in bf16 lose the norm), float64 kept."""
+    return g.to(torch.promote_types(g.dtype, torch.float32))
+
+
 def _flat_norm(grads) -> torch.Tensor:
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(_wide(g)) for g in grads]))
 
 
 def _dot(a, b) -> torch.Tensor:
-    return sum((x.float() * y.float()).sum() for x, y in zip(a, b))
+    return sum((_wide(x) * _wide(y)).sum() for x, y in zip(a, b))
 
 
 def term_gradient_norms(model, inputs: dict, args) -> dict[str, float]:

@@ -1,0 +1,82 @@
+"""The world-decoder probe: what a reconstruction target states, what word order is worth, decoder losses."""
+
+import math
+
+import pytest
+import torch
+
+from read_trainer.demo.base_models import pooled_encoding
+from read_trainer.demo.reconstruction_probe import (
+    order_gap,
+    order_information,
+    sequence_losses,
+    target_pairs,
+    token_mean,
+    unstated_share,
+)
+
+LEFT = "a red cube to the left of a blue sphere"
+RIGHT = "a blue sphere right of a red cube"  # the same fact, another template
+CONE = "a photo of a green cone"
+SPLIT = {"captions": [[LEFT, CONE]], "paraphrases": [[RIGHT, "there is a green cone"]]}
+
+
+def test_unstated_share_counts_meaning_not_words():
+    shares = unstated_share(SPLIT)
+    assert shares["anchor"] == 0.0
+    assert shares["paraphrase"] == 0.0  # a paraphrase states the same atoms in other words
+    # random_caption: each anchor draws itself (nothing unstated) or the other caption, which
+    # shares no atom with it: the exact expectation is 1/2.
+    assert shares["random_caption"] == pytest.approx(0.5)
+
+
+def test_target_pairs_follow_the_target():
+    assert target_pairs(SPLIT, "anchor") == [(LEFT, LEFT), (CONE, CONE)]
+    assert target_pairs(SPLIT, "paraphrase") == [(LEFT, RIGHT), (CONE, "there is a green cone")]
+    assert all(target in (LEFT, CONE) for _, target in target_pairs(SPLIT, "random_caption"))
+
+
+def test_order_information_counts_the_readings_single_swaps_reach():
+    def word_tokenizer(text):
+        return {"input_ids": text.split() + ["</s>"]}
+
+    info = order_information(SPLIT, word_tokenizer)
+    # LEFT: itself, the colour swap and the shape swap are three different facts; CONE has no swap.
+    assert info["captions"] == 2
+    assert info["nats_per_caption"] == pytest.approx(math.log(3) / 2)
+    tokens = len(LEFT.split()) + 1 + len(CONE.split()) + 1
+    assert info["nats_per_token"] == pytest.approx(math.log(3) / tokens)
+    assert info["share_with_a_swap"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(tiny_models):
+    from transformers import AutoTokenizer
+
+    from read_trainer.modeling import load_t5
+
+    return load_t5(tiny_models[1]).eval(), AutoTokenizer.from_pretrained(tiny_models[1])
+
+
+def test_sequence_losses_sum_to_the_models_token_mean(tiny_t5):
+    model, tokenizer = tiny_t5
+    sources, targets = [LEFT, CONE, RIGHT], [RIGHT, CONE, LEFT]
+    per_row = sequence_losses(model, tokenizer, sources, targets, batch_size=2)
+    enc = tokenizer(sources, padding=True, return_tensors="pt")
+    labels = tokenizer(targets, padding=True, return_tensors="pt")
+    label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        expected = model(encoder_outputs=(pooled_encoding(model, enc),), labels=label_ids).loss
+    assert [n for _, n in per_row] == labels["attention_mask"].sum(1).tolist()
+    assert token_mean(per_row) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_order_gap_is_zero_when_the_swap_reads_the_same(tiny_t5):
+    model, tokenizer = tiny_t5
+    item = {"category": "swap_att", "caption": LEFT, "caption2": RIGHT, "negative_caption": LEFT}
+    other = {"category": "replace_att", "caption": LEFT, "caption2": RIGHT, "negative_caption": CONE}
+    gap = order_gap(model, tokenizer, {"false_captions": [[item, other]]})
+    assert gap["items"] == 1  # only swap items count
+    for target in ("caption", "paraphrase"):
+        assert gap[target]["gap_per_token"] == 0.0
+        assert gap[target]["true_memory_lower"] == 0.0  # a tie is not "lower"
