@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     markdown += format_comparisons(comparisons) + format_evidence(evidence, probe)
     md_path = Path(ablation.ablation_md)
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(markdown, encoding="utf-8")
+    md_path.write_text(markdown + kept_notes(md_path), encoding="utf-8")
     payload = {"meta": {"world": prepared.world_params, "base_clip": str(prepared.base.clip),
                         "base_t5": str(prepared.base.t5), "seeds": ablation.seeds, "command": command.strip(),
                         "read_config": config.to_dict(), "wall_time_s": {**watch.stages, "total": watch.total},
@@ -239,6 +239,17 @@ def main(argv: list[str] | None = None) -> dict:
     print(markdown)
     print(f"[ablation] table: {md_path}; every number: {out / 'ablation.json'}; total {watch.total:.0f}s")
     return payload
+
+
+NOTES_MARKER = "<!-- notes: kept when recipes/ablation.py rewrites the tables above -->"
+
+
+def kept_notes(md_path: Path) -> str:
+    """The hand-written part of an existing ``--ablation_md``: the marker line and all below it."""
+    if not md_path.exists():
+        return ""
+    text = md_path.read_text(encoding="utf-8")
+    return "\n" + text[text.index(NOTES_MARKER):] if NOTES_MARKER in text else ""
 
 
 # ----------------------------------------------------------------------------- aggregation

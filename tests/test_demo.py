@@ -207,16 +207,33 @@ def test_demo_end_to_end_tiny(tmp_path, tiny_cache, capsys):
 def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     ablation = load_recipe("ablation")
     md = tmp_path / "ablation.md"
-    argv = [*TINY, "--max_steps", "1", "--seeds", "1", "2", "--variants", "NegCLIP", "READ",
+    argv = [*TINY, "--max_steps", "1", "--seeds", "1", "2", "--variants", "CLIP fine-tuning", "NegCLIP", "READ",
             "--out", str(tmp_path / "abl"), "--cache", str(tiny_cache), "--ablation_md", str(md)]
     payload = ablation.main(argv)
-    assert set(payload["summary"]) == {"base", "NegCLIP", "READ"}
+    assert set(payload["summary"]) == {"base", "CLIP fine-tuning", "NegCLIP", "READ"}
     assert set(payload["read_vs_negclip"]) == {f"{s}/{k}" for s in ("test", "novel") for k in KINDS}
     mean, std, n = payload["summary"]["READ"]["test"]["pp_tot"]["macro"]
     assert n == 2 and std >= 0
+    # Only the comparisons whose two variants ran, on the swap categories and the macro score.
+    assert set(payload["comparisons"]) == {"NegCLIP vs CLIP fine-tuning"}
+    negclip_gain = payload["comparisons"]["NegCLIP vs CLIP fine-tuning"]
+    assert set(negclip_gain) == {f"{s}/{k}/{c}" for s in ("test", "novel") for k in KINDS
+                                 for c in ("swap_att", "swap_obj", "macro")}
+    # Every run records its losses and per-term gradient shares; K=0 trains with no negatives.
+    runs = {(r["variant"], r["seed"]): r for r in payload["runs"] if r["seed"] is not None}
+    assert runs[("CLIP fine-tuning", 1)]["settings"]["num_hard_negatives"] == 0
+    read_run = runs[("READ", 1)]
+    assert [p["step"] for p in read_run["term_gradients"]] == [0, 1]
+    assert {"loss/reconstruction", "loss/alignment"} <= set(read_run["loss_curve"][0])
+    assert set(payload["reconstruction_evidence"]) == {"READ"}  # the only variant that reconstructs
+    assert payload["decoder_probe"]["order_gap_test"]["items"] > 0
     text = md.read_text()
     assert "± " in text and "READ vs NegCLIP" in text and "recipes/ablation.py" in text
-    # A second run reuses every finished (variant, seed) instead of training again.
+    assert "What each term adds" in text and "share of the text tower's gradient norm" in text.lower()
+    # Notes below the marker survive a rewrite; a second run reuses every finished (variant, seed).
+    md.write_text(text + "\n" + ablation.NOTES_MARKER + "\n\nA hand-written finding.\n")
     runs_before = sorted((tmp_path / "abl" / "runs").iterdir())
     ablation.main(argv)
     assert sorted((tmp_path / "abl" / "runs").iterdir()) == runs_before
+    rewritten = md.read_text()
+    assert rewritten.count("A hand-written finding.") == 1 and rewritten.count("## Macro accuracy") == 1
