@@ -440,11 +440,18 @@ def format_evidence(evidence: dict, probe: dict | None) -> str:
             "The frozen decoder, probed with its own pretraining memory (its T5 encoder, mean-pooled to one "
             "token), on the train split (`read_trainer.demo.reconstruction_probe`):", "",
             "| target | share of the target's meaning its anchor does not state | decoder loss, dropout off | "
-            "dropout on |", "|---|---:|---:|---:|",
+            "dropout on | no information (the average memory) |", "|---|---:|---:|---:|---:|",
         ]
         for target in ("random_caption", "anchor", "paraphrase"):
             lines.append(f"| {target} | {100 * probe['unstated_share']['train'][target]:.1f}% | "
-                         f"{own[target]['dropout_off']:.3f} | {own[target]['dropout_on']:.3f} |")
+                         f"{own[target]['dropout_off']:.3f} | {own[target]['dropout_on']:.3f} | "
+                         f"{own[target]['no_information']:.3f} |")
+        info = probe["order_information_train"]
+        lines += ["", f"What word order can say at most, over the train split's {info['captions']} captions: "
+                  f"{info['nats_per_caption']:.3f} nats per caption, {info['nats_per_token']:.4f} per T5 token "
+                  f"({100 * info['share_with_a_swap']:.1f}% of captions have a meaning-changing swap; "
+                  "`order_information`: log of the number of distinct meanings among a caption and its single "
+                  "swaps)."]
         lines += [
             "", f"Word order, on the test split's {gap['items']} swap_att/swap_obj items: the decoder's per-token "
             "loss given the caption's own memory vs given the memory of the caption with two attributes or "

@@ -7,6 +7,7 @@ import torch
 
 from read_trainer.demo.base_models import pooled_encoding
 from read_trainer.demo.reconstruction_probe import (
+    mean_memory,
     order_gap,
     order_information,
     sequence_losses,
@@ -80,3 +81,13 @@ def test_order_gap_is_zero_when_the_swap_reads_the_same(tiny_t5):
     for target in ("caption", "paraphrase"):
         assert gap[target]["gap_per_token"] == 0.0
         assert gap[target]["true_memory_lower"] == 0.0  # a tie is not "lower"
+
+
+def test_a_shared_memory_ignores_the_source(tiny_t5):
+    model, tokenizer = tiny_t5
+    memory = mean_memory(model, tokenizer, [LEFT, CONE, RIGHT], batch_size=2)
+    assert memory.shape == (1, 1, model.config.d_model)
+    own = sequence_losses(model, tokenizer, [LEFT, CONE], [RIGHT, RIGHT])
+    shared = sequence_losses(model, tokenizer, [LEFT, CONE], [RIGHT, RIGHT], memory=memory)
+    assert shared[0] == pytest.approx(shared[1])  # same target, same memory: the source no longer matters
+    assert own[0] != pytest.approx(own[1])

@@ -67,14 +67,31 @@ def unstated_share(split) -> dict[str, float]:
 
 
 @torch.no_grad()
-def sequence_losses(model, tokenizer, sources: list[str], targets: list[str], batch_size: int = 256) -> list[tuple]:
-    """Per pair: (summed token loss of ``target`` given ``source``'s pooled memory, target tokens)."""
+def mean_memory(model, tokenizer, sources: list[str], batch_size: int = 256) -> torch.Tensor:
+    """The average of ``sources``' pooled memories, (1, 1, d_model): a memory that says nothing about any one."""
+    total, count = 0.0, 0
+    for start in range(0, len(sources), batch_size):
+        enc = tokenizer(sources[start:start + batch_size], padding=True, return_tensors="pt")
+        memory = pooled_encoding(model, enc)
+        total, count = total + memory.sum(0, keepdim=True), count + memory.shape[0]
+    return total / count
+
+
+@torch.no_grad()
+def sequence_losses(model, tokenizer, sources: list[str], targets: list[str], batch_size: int = 256,
+                    memory: torch.Tensor | None = None) -> list[tuple]:
+    """Per pair: (summed token loss of ``target`` given ``source``'s pooled memory, target tokens).
+
+    ``memory`` (1, 1, d_model): use it for every pair instead of the sources' own.
+    """
     out = []
     for start in range(0, len(sources), batch_size):
         enc = tokenizer(sources[start:start + batch_size], padding=True, return_tensors="pt")
         labels = tokenizer(targets[start:start + batch_size], padding=True, return_tensors="pt")
         label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
-        logits = model(encoder_outputs=(pooled_encoding(model, enc),), labels=label_ids).logits
+        rows = label_ids.shape[0]
+        pooled = pooled_encoding(model, enc) if memory is None else memory.expand(rows, 1, memory.shape[-1])
+        logits = model(encoder_outputs=(pooled,), labels=label_ids).logits
         token_loss = F.cross_entropy(logits.transpose(1, 2), label_ids, ignore_index=-100, reduction="none")
         mask = label_ids != -100
         out += list(zip((token_loss * mask).sum(1).tolist(), mask.sum(1).tolist()))
@@ -86,18 +103,26 @@ def token_mean(losses: list[tuple]) -> float:
 
 
 def own_memory_losses(model, tokenizer, split, limit: int) -> dict:
-    """Token-mean loss of each target given the decoder's own pooled memory of the anchor."""
+    """Token-mean loss of each target given the decoder's own pooled memory of the anchor.
+
+    ``dropout_off`` / ``dropout_on``: the decoder in eval / train mode. ``no_information``
+    (dropout off): every target given one memory, the average over all anchors, so the
+    decoder predicts from its language prior alone; the distance down to ``dropout_off`` is
+    what reading the anchor's memory is worth.
+    """
     rows = split.select(range(min(limit, len(split))))
     result = {}
     for target in TARGETS:
-        sources, targets = zip(*target_pairs(rows, target))
+        sources, targets = (list(x) for x in zip(*target_pairs(rows, target)))
         result[target] = {}
         for mode in ("eval", "train"):
             model.train(mode == "train")
             torch.manual_seed(0)
             result[target][f"dropout_{'on' if mode == 'train' else 'off'}"] = token_mean(
-                sequence_losses(model, tokenizer, list(sources), list(targets)))
-    model.eval()
+                sequence_losses(model, tokenizer, sources, targets))
+        model.eval()
+        result[target]["no_information"] = token_mean(sequence_losses(
+            model, tokenizer, sources, targets, memory=mean_memory(model, tokenizer, sources)))
     return result
 
 
