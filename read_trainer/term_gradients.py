@@ -21,6 +21,7 @@ import torch
 from transformers import TrainerCallback
 
 from . import losses
+from .trainer import read_loss_options, read_model_inputs
 
 
 def text_tower_parameters(model) -> list[torch.nn.Parameter]:
@@ -54,16 +55,9 @@ def term_gradient_norms(model, inputs: dict, args) -> dict[str, float]:
     when both run. The model's mode is left as it is (training mode measures the
     gradients training sees, decoder dropout included).
     """
-    inputs = {k: v for k, v in inputs.items() if k != "row_ids"}
-    inputs.setdefault("num_negatives", args.num_hard_negatives)
-    if not args.uses_decoder:
-        inputs.pop("decoder_labels", None)
-        inputs.pop("decoder_input_ids", None)
+    inputs = read_model_inputs({k: v for k, v in inputs.items() if k != "row_ids"}, args)
     params = text_tower_parameters(model)
-    output = model(**inputs)
-    _, components = losses.read_loss(
-        output, reconstruction_weight=args.reconstruction_weight, alignment_weight=args.alignment_weight,
-        alignment_symmetric=args.alignment_symmetric, alignment_include_negatives=args.alignment_include_negatives)
+    _, components = losses.read_loss(model(**inputs), **read_loss_options(args))
     weights = {"contrastive": 1.0, "reconstruction": args.reconstruction_weight, "alignment": args.alignment_weight}
     names = list(components)
     grads = {}
@@ -104,8 +98,7 @@ class TermGradientCallback(TrainerCallback):
     The batch is the first ``batch_size`` rows of the training set (default: the
     per-device batch size), collated once by the trainer's own collator at the start, so
     every measurement sees the same texts and targets. Results are kept in ``records``
-    (one dict per measurement, with its ``step``) and, when ``log`` is set, logged as
-    ``grad/<key>`` through the trainer's logging.
+    (one dict per measurement, with its ``step``).
     """
 
     def __init__(self, every: int = 100, batch_size: int | None = None):

@@ -59,6 +59,23 @@ class _CollatorEpoch(TrainerCallback):
         self.collator.epoch = int(math.floor((state.epoch or 0.0) + 1e-9))
 
 
+def read_model_inputs(inputs: dict, args: ReadConfig) -> dict:
+    """A collated batch as ``ReadModel.forward`` takes it under ``args`` (K set; no decoder targets at λ_rec = 0)."""
+    inputs.setdefault("num_negatives", args.num_hard_negatives)
+    if not args.uses_decoder:  # λ_rec = 0: the decoder does not run at all
+        inputs.pop("decoder_labels", None)
+        inputs.pop("decoder_input_ids", None)
+    return inputs
+
+
+def read_loss_options(args: ReadConfig, reconstruction_weight: float | None = None) -> dict:
+    """``losses.read_loss``'s weights and alignment options from ``args``."""
+    return dict(reconstruction_weight=args.reconstruction_weight if reconstruction_weight is None
+                else reconstruction_weight, alignment_weight=args.alignment_weight,
+                alignment_symmetric=args.alignment_symmetric,
+                alignment_include_negatives=args.alignment_include_negatives)
+
+
 class ReadTrainer(StreamResumeMixin, Trainer):
     """Fine-tunes CLIP with READ.
 
@@ -223,26 +240,15 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         return (total, outputs) if return_outputs else total
 
     def _read_inputs(self, inputs: dict) -> dict:
-        args: ReadConfig = self.args
-        inputs.setdefault("num_negatives", args.num_hard_negatives)
-        if not args.uses_decoder:  # λ_rec = 0: the decoder does not run at all
-            inputs.pop("decoder_labels", None)
-            inputs.pop("decoder_input_ids", None)
-        return inputs
+        return read_model_inputs(inputs, self.args)
 
     @property
     def _across_processes(self) -> bool:
         return self.args.gather_across_processes and self.accelerator.num_processes > 1
 
     def _read_loss(self, outputs, reconstruction_weight: float | None = None):
-        args: ReadConfig = self.args
-        if reconstruction_weight is None:
-            reconstruction_weight = args.reconstruction_weight
-        return losses.read_loss(
-            outputs, reconstruction_weight=reconstruction_weight, alignment_weight=args.alignment_weight,
-            alignment_symmetric=args.alignment_symmetric, alignment_include_negatives=args.alignment_include_negatives,
-            across_processes=self._across_processes,
-        )
+        return losses.read_loss(outputs, **read_loss_options(self.args, reconstruction_weight),
+                                across_processes=self._across_processes)
 
     def _record_metrics(self, mode: str, components: dict, logit_scale: torch.Tensor) -> None:
         for name, value in components.items():

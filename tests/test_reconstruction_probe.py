@@ -35,6 +35,8 @@ def test_target_pairs_follow_the_target():
     assert target_pairs(SPLIT, "anchor") == [(LEFT, LEFT), (CONE, CONE)]
     assert target_pairs(SPLIT, "paraphrase") == [(LEFT, RIGHT), (CONE, "there is a green cone")]
     assert all(target in (LEFT, CONE) for _, target in target_pairs(SPLIT, "random_caption"))
+    with pytest.raises(ValueError, match="target must be one of"):
+        target_pairs(SPLIT, "anchors")
 
 
 def test_order_information_counts_the_readings_single_swaps_reach():

@@ -38,6 +38,8 @@ TARGETS = ("random_caption", "anchor", "paraphrase")
 
 def target_pairs(split, target: str, seed: int = 0) -> list[tuple[str, str]]:
     """(anchor, target) for every caption of every image, the target drawn as the collator draws it."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     rng = random.Random(seed)
     pairs = []
     for captions, paraphrases in zip(split["captions"], split["paraphrases"]):
