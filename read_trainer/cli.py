@@ -1,32 +1,202 @@
-"""Command-line parsing shared by the recipes: ``--config x.yaml`` plus flag overrides, and the
-one-line ``error:`` exit for the mistakes a user is expected to make."""
+"""Command-line parsing shared by the recipes: ``--config x.yaml`` plus flag overrides, ``--help``
+grouped with READ's own options first, and the one-line ``error:`` exit for the mistakes a user
+is expected to make."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import difflib
 import os
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Sequence
 
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
 
-def parse_args_with_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None):
+class UsageError(Exception):
+    """A mistake in the user's flags, files or data, stated in one line; no traceback is useful."""
+
+
+class FlagError(UsageError):
+    """A flag argparse cannot read (unknown, misspelt, a value of the wrong type): --help, not a traceback, helps."""
+
+
+# -- paths -------------------------------------------------------------------------------
+
+
+def _checkout_folders() -> list[Path]:
+    """Folders a relative path in the docs is meant from: the checkout's root and the running recipe's folder."""
+    folders = [Path(__file__).resolve().parents[1]]
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.is_file():
+        folders.append(script.resolve().parent)
+    return list(dict.fromkeys(folders))
+
+
+def relative_path_hint(path: str) -> str:
+    """For a relative ``path`` that does not exist: where it was looked for, and where it does exist.
+
+    Empty for an absolute path. A README command run from another folder than the checkout
+    is the usual cause, so the checkout is searched too (and named when the path is there).
+    """
+    if not path or Path(path).expanduser().is_absolute() or "://" in path:
+        return ""
+    cwd = Path.cwd()
+    hint = f"relative to the current directory {cwd}"
+    for folder in _checkout_folders():
+        if folder != cwd and (folder / path).exists():
+            return f"{hint}; {folder / path} exists: pass that path or run from {folder}"
+    return hint
+
+
+def missing_path_message(what: str, path: str) -> str:
+    """``<what> '<path>' does not exist`` plus, for a relative path, :func:`relative_path_hint`."""
+    hint = relative_path_hint(path)
+    return f"{what} {path!r} does not exist" + (f" ({hint})" if hint else "")
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+# Shown in --help before the groups of a recipe's dataclasses; both are read before argparse runs.
+CONFIG_HELP = "YAML file of option: value defaults (its keys are the flags below); flags given here override it."
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "READ_TRAINER_DEBUG"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the usage examples of a recipe's docstring as written and shows every default."""
+
+
+class CompactHelpFormatter(HelpFormatter):
+    """One name per option (not its ``--dashed-alias``) and a short value name, so --help stays readable."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=36, width=None):
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        # "(default: None)" on half the options says nothing.
+        return action.help if action.default is None else super()._get_help_string(action)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return action.dest
+        longs = [s for s in action.option_strings if s.startswith("--")] or action.option_strings
+        name = next((s for s in longs if "-" not in s[2:]), longs[0])
+        if action.nargs == 0:
+            return name
+        if action.metavar is not None:
+            value = action.metavar
+        elif action.choices is not None and len(action.choices) <= 8:
+            value = "{" + ",".join(str(c) for c in action.choices) + "}"
+        elif action.choices is not None:
+            value = "CHOICE"
+        else:
+            value = getattr(action.type, "__name__", "value").upper()
+            value = {"STRING_TO_BOOL": "BOOL"}.get(value, value if value.isidentifier() else "VALUE")
+        return f"{name} {'[' + value + ']' if action.nargs == '?' else value}"
+
+
+def _first_sentence(text: str | None) -> str | None:
+    if not text:
+        return text
+    text = " ".join(text.split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
+class RecipeArgumentParser(HfArgumentParser):
+    """``HfArgumentParser`` whose mistakes are one ``UsageError`` line and whose --help is grouped.
+
+    Groups, in this order: READ's own options (the fields a ``TrainingArguments`` subclass
+    declares itself, READ's defaults of Trainer options included), then each other
+    dataclass (data, benchmarks, ...), then the remaining ``TrainingArguments`` fields,
+    with the first sentence of their help only.
+    """
+
+    def __init__(self, dataclass_types: Sequence[type], **kwargs):
+        kwargs.setdefault("formatter_class", CompactHelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)  # --learning_rat is a typo to name, not a prefix to accept
+        kwargs.setdefault("usage", "%(prog)s [--config FILE.yaml] [--OPTION VALUE ...] [--debug]")
+        kwargs.setdefault("epilog", f"{DEBUG_FLAG} (or {DEBUG_ENV}=1): an error shows its traceback instead of one line.")
+        self._own_group = self._trainer_group = None
+        super().__init__(dataclass_types, **kwargs)
+        self.add_argument("--config", metavar="FILE.yaml", default=None, help=CONFIG_HELP)
+        groups = self._action_groups
+        if self._own_group is not None:  # READ's own options first, after --help and --config
+            groups.remove(self._own_group)
+            groups.insert(2, self._own_group)
+        if self._trainer_group is not None:  # Trainer's own options last
+            groups.remove(self._trainer_group)
+            groups.append(self._trainer_group)
+
+    def _add_dataclass_arguments(self, dtype):
+        hints = typing.get_type_hints(dtype)
+        is_trainer = issubclass(dtype, TrainingArguments)
+        own = set(dtype.__dict__.get("__annotations__", {})) if is_trainer else None
+        title = getattr(dtype, "_argument_group_name", None) or dtype.__name__
+        group = self.add_argument_group(title)
+        if is_trainer:
+            self._own_group = group
+        for f in dataclasses.fields(dtype):
+            if not f.init:
+                continue
+            f.type = hints[f.name]
+            target = group
+            if is_trainer and f.name not in own:
+                if self._trainer_group is None:
+                    self._trainer_group = self.add_argument_group(
+                        "transformers TrainingArguments (first sentence of their help; see its documentation)")
+                target = self._trainer_group
+                if f.metadata.get("help"):
+                    f = copy.copy(f)  # the class's own field keeps its whole help
+                    f.metadata = types.MappingProxyType({**f.metadata, "help": _first_sentence(f.metadata["help"])})
+            before = len(self._actions)
+            self._parse_dataclass_field(target, f)
+            for action in self._actions[before + 1:]:  # --no_<flag>: --<flag> false says the same
+                action.help = argparse.SUPPRESS
+
+    def error(self, message: str):
+        # argparse would print the whole usage (hundreds of lines) before the one that matters.
+        raise FlagError(message)
+
+
+def _unknown_flags_message(parser: argparse.ArgumentParser, remaining: list[str]) -> str:
+    known = [s for action in parser._actions for s in action.option_strings]
+    hints, after_flag = [], False
+    for token in remaining:
+        if not token.startswith("--"):
+            if not after_flag:  # a value with no flag before it
+                hints.append(repr(token))
+            after_flag = False
+            continue
+        after_flag = "=" not in token
+        flag = token.split("=", 1)[0]
+        close = difflib.get_close_matches(flag, known, n=1)
+        hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+    return f"unknown option(s) or stray value(s): {', '.join(hints)}"
+
+
+def parse_args_with_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None,
+                           description: str | None = None):
     """Parse ``argv`` into ``dataclass_types``; ``--config FILE`` supplies YAML defaults.
 
     Flags on the command line override the YAML. A YAML key that names no field is an
-    error (a typo must not silently leave a default in place).
+    error (a typo must not silently leave a default in place), and so is a flag that
+    names none.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [a for a in argv if a != DEBUG_FLAG]
     config_path = None
     for i, token in enumerate(argv):
         if token == "--config":
             if i + 1 >= len(argv):
-                raise SystemExit("--config needs a YAML file")
+                raise UsageError("--config needs a YAML file")
             config_path = argv[i + 1]
             del argv[i: i + 2]
             break
@@ -34,18 +204,31 @@ def parse_args_with_config(dataclass_types: Sequence[type], argv: Sequence[str] 
             config_path = token.split("=", 1)[1]
             del argv[i]
             break
-    parser = HfArgumentParser(dataclass_types)
+    parser = RecipeArgumentParser(dataclass_types, description=description)
     if config_path is not None:
-        parser.set_defaults(**load_yaml_config(config_path, dataclass_types))
-    return parser.parse_args_into_dataclasses(args=argv)
+        values = load_yaml_config(config_path, dataclass_types)
+        _check_yaml_types(parser, values, config_path)
+        parser.set_defaults(**values)
+    *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        raise FlagError(_unknown_flags_message(parser, remaining))
+    # The namespace of --config/--debug (already handled) is not a dataclass of the recipe.
+    return tuple(p for p in parsed if not isinstance(p, argparse.Namespace))
 
 
 def load_yaml_config(path: str, dataclass_types: Sequence[type]) -> dict:
     """Read a YAML mapping and check every key is a field of one of ``dataclass_types``."""
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"config file {path!r} does not exist")
-    values = yaml.safe_load(file.read_text()) or {}
+        raise FileNotFoundError(missing_path_message("config file", path))
+    try:
+        # safe_load: a tag such as !!python/object is refused, never constructed.
+        values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ValueError(f"{path}{line}: not a plain YAML file of option: value ({problem})") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of option: value, got {type(values).__name__}")
     known = {f.name for cls in dataclass_types for f in dataclasses.fields(cls)}
@@ -59,6 +242,19 @@ def load_yaml_config(path: str, dataclass_types: Sequence[type]) -> dict:
     return values
 
 
+def _check_yaml_types(parser: argparse.ArgumentParser, values: dict, path: str) -> None:
+    """A YAML value argparse will not convert (not a string) must already be of its option's type."""
+    types = {action.dest: action.type for action in parser._actions}
+    for key, value in values.items():
+        wanted = types.get(key)
+        if value is None or isinstance(value, str) or wanted not in (int, float):
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or (wanted is int and isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{path}: {key} must be {'an integer' if wanted is int else 'a number'}, "
+                             f"got {value!r}")
+
+
 def run_read_argument_types() -> tuple[type, ...]:
     """The dataclasses ``recipes/run_read.py`` parses (and so the keys a recipe YAML may hold)."""
     from .config import ReadConfig
@@ -68,20 +264,43 @@ def run_read_argument_types() -> tuple[type, ...]:
     return DataArguments, ReadConfig, BenchmarkArguments
 
 
-class UsageError(Exception):
-    """A mistake in the user's flags, files or data, stated in one line; no traceback is useful."""
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` for the recipes: a mistake is one ``UsageError`` line, not the usage."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        raise FlagError(message)
+
+
+# -- the one-line exit ---------------------------------------------------------------------
 
 # What a user gets wrong (a typo in a key, a missing folder or file, a wrong column name, an
-# unreachable model id): the message names the culprit, so the traceback is noise to them.
-# Anything else is a bug and keeps its traceback.
+# unreachable model id, a folder in use, a run that diverged): the message names the culprit, so
+# the traceback is noise to them. Anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, ValueError, KeyError)
-DEBUG_FLAG = "--debug"
-DEBUG_ENV = "READ_TRAINER_DEBUG"
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """``EXPECTED_ERRORS`` plus the refusals the package raises with types of their own."""
+    from .evaluation.bundled import ChecksumError
+    from .nonfinite import NonFiniteError
+    from .output_dir import OutputDirError
+
+    return EXPECTED_ERRORS + (OutputDirError, NonFiniteError, ChecksumError)
 
 
 def debug_requested(argv: Sequence[str]) -> bool:
     return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line (a KeyError's ``str`` would add quotes)."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    return " ".join(str(message).split())
 
 
 def run_recipe(main, argv: Sequence[str] | None = None) -> int:
@@ -95,15 +314,10 @@ def run_recipe(main, argv: Sequence[str] | None = None) -> int:
     argv = [a for a in argv if a != DEBUG_FLAG]
     try:
         main(argv)
-    except EXPECTED_ERRORS as error:
+    except expected_errors() as error:
         if debug:
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        one_line = " ".join(str(message).split())
-        print(f"error: {one_line} ({DEBUG_FLAG} for the traceback)", file=sys.stderr)
+        advice = "see --help" if isinstance(error, FlagError) else f"{DEBUG_FLAG} for the traceback"
+        print(f"error: {one_line(error)} ({advice})", file=sys.stderr)
         return 2
     return 0
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the usage examples of a recipe's docstring as written and shows every default."""

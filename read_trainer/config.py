@@ -25,6 +25,8 @@ def wants_resume(value) -> bool:
 class ReadConfig(TrainingArguments):
     """`TrainingArguments` plus everything READ adds. Every field is a CLI flag and a YAML key."""
 
+    _argument_group_name = "READ (the method, its defaults of Trainer options, safety)"  # its title in --help (a class attribute, not a field)
+
     model_name_or_path: str = field(
         default="openai/clip-vit-base-patch32",
         metadata={"help": "CLIPModel to fine-tune: a hub id or a local folder saved with save_pretrained."},
@@ -201,6 +203,7 @@ class ReadConfig(TrainingArguments):
         for name in ("reconstruction_weight", "alignment_weight", "num_hard_negatives"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_values(self)
         if not 0.0 <= self.wise_alpha <= 1.0:
             raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
         if self.lora_towers not in ("text", "vision", "both"):
@@ -249,6 +252,30 @@ class ReadConfig(TrainingArguments):
         pattern = rf".*{towers}\.encoder\.layers\.\d+\.(?:self_attn|mlp)\.(?:{modules})"
         return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
                           target_modules=pattern, bias="none")
+
+
+# Values that Trainer accepts and that then fail deep inside PyTorch (a batch of 0 rows, a NaN
+# learning rate), after the data scan and the model load: refused when the flags are read.
+AT_LEAST_ONE = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                "max_target_length", "lora_r")
+FINITE_NOT_NEGATIVE = ("learning_rate", "weight_decay", "warmup_steps", "max_grad_norm", "reconstruction_weight",
+                       "alignment_weight", "lora_dropout")
+
+
+def check_values(config) -> None:
+    """Raise ``ValueError`` naming the first flag of ``config`` whose value cannot train."""
+    import math
+
+    for name in AT_LEAST_ONE:
+        value = getattr(config, name, None)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
+    for name in FINITE_NOT_NEGATIVE:
+        value = getattr(config, name, None)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"--{name} must be a finite number >= 0, got {value}")
+    if config.max_steps <= 0 and not (math.isfinite(config.num_train_epochs) and config.num_train_epochs > 0):
+        raise ValueError(f"--num_train_epochs must be > 0 (or set --max_steps), got {config.num_train_epochs}")
 
 
 def _has_fp16_device() -> bool:

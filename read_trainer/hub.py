@@ -9,6 +9,9 @@ TensorBoard logs or a skipped-rows report in the same folder stay behind.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -112,14 +115,33 @@ def read_training_args(folder: str | Path) -> dict:
 
 def upload_folder(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool | None = None,
                   revision: str | None = None, commit_message: str = "Upload READ CLIPModel",
-                  run_as_future: bool = False):
+                  run_as_future: bool = False, card: ModelCard | None = None):
     """Create the repo if needed and upload the allowed files of ``folder``.
 
     ``token=None`` lets huggingface_hub find one the usual way (``HF_TOKEN``, the login cache).
+    With ``card``, it is uploaded as the README.md instead of one in ``folder``, and ``folder``
+    is left as it was: the upload reads from a temporary folder of links to its files.
     """
     assert_finite_folder(str(folder))  # a diverged model is never published
-    files = allowed_files(str(folder))
+    files = allowed_files(str(folder), include_card=card is None)
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
-                             revision=revision, allow_patterns=files, run_as_future=run_as_future)
+    if card is None:
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                                 revision=revision, allow_patterns=files, run_as_future=run_as_future)
+    if run_as_future:
+        raise ValueError("upload_folder with a card uploads synchronously (its staging folder is removed after)")
+    with tempfile.TemporaryDirectory(prefix="read-upload-") as staging:
+        for name in files:
+            _link_or_copy(Path(folder, name).resolve(), Path(staging, name))
+        card.save(Path(staging, "README.md"))
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        return api.upload_folder(repo_id=repo_id, folder_path=staging, commit_message=commit_message,
+                                 revision=revision, allow_patterns=files + ["README.md"])
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.symlink(source, target)  # uploads read through links: no copy of the weights
+    except OSError:
+        shutil.copy2(source, target)

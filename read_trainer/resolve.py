@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import UsageError
+from .cli import UsageError, missing_path_message, relative_path_hint
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +60,16 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
 
     if Path(repo_id).expanduser().exists():
         return Resolved(repo_id, kind, "folder")
-    if repo_id.startswith((".", "/", "~")) or repo_id.count("/") > 1:
-        raise UsageError(f"{kind} folder {repo_id!r} does not exist")
+    if looks_like_a_path(repo_id):
+        raise UsageError(missing_path_message(f"{kind} folder", repo_id))
     cached = in_local_cache(repo_id, kind)
+    # A name such as my_photoz or data/my_photoz may be a mistyped folder as well as a Hub id: say both.
+    not_local = f"no local folder {repo_id!r} ({relative_path_hint(repo_id)})"
     if constants.HF_HUB_OFFLINE:
         if cached:
             return Resolved(repo_id, kind, "cache")
-        raise UsageError(f"{kind} {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids "
-                         f"the Hub: {_what_to_do(repo_id, kind, True)}")
+        raise UsageError(f"{kind} {repo_id!r}: {not_local}, and as a Hub id it is not in the local Hugging Face "
+                         f"cache and HF_HUB_OFFLINE=1 forbids the Hub: {_what_to_do(repo_id, kind, True)}")
     try:
         HfApi().repo_info(repo_id, repo_type=kind, timeout=timeout)
         return Resolved(repo_id, kind, "hub")
@@ -78,8 +80,8 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
     except (RepositoryNotFoundError, HFValidationError) as error:
         if cached:
             return Resolved(repo_id, kind, "cache")
-        reason = "is not a valid id" if isinstance(error, HFValidationError) else "was not found on the Hub"
-        raise UsageError(f"{kind} {repo_id!r} {reason} and is not a local folder (a private repository "
+        reason = "is not a valid Hub id" if isinstance(error, HFValidationError) else "was not found on the Hub"
+        raise UsageError(f"{kind} {repo_id!r}: {not_local}, and it {reason} (a private repository "
                          f"needs `hf auth login`)") from None
     except HfHubHTTPError as error:
         failure = f"the Hub answered {error.response.status_code if error.response is not None else 'an error'}"
@@ -90,8 +92,17 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
         logger.warning("%s; using the cached copy of %s %r and working offline", failure, kind, repo_id)
         go_offline()
         return Resolved(repo_id, kind, "cache")
-    raise UsageError(f"{kind} {repo_id!r} is not a local folder nor in the local cache, and {failure}: "
+    raise UsageError(f"{kind} {repo_id!r}: {not_local} nor in the local cache, and {failure}: "
                      f"{_what_to_do(repo_id, kind, False)}")
+
+
+def looks_like_a_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path: it cannot be a Hub id (``name`` or ``namespace/name``)."""
+    import re
+
+    return (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+            or re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", name) is None
+            or Path(name).suffix.lower() in (".json", ".jsonl", ".csv", ".parquet", ".tar", ".yaml", ".txt"))
 
 
 def go_offline() -> None:
@@ -123,3 +134,38 @@ def resolve_run_ids(config, data_args) -> list[Resolved]:
         logger.info("%s %r: from the %s", r.kind, r.name, {"folder": "local folder", "cache": "local cache",
                                                           "hub": "Hub"}[r.source])
     return resolved
+
+
+
+PUSH_LATER = ("train without --push_to_hub and publish the export later with `python recipes/push.py --folder "
+              "<output_dir> --repo_id <user>/<name>`")
+
+
+def check_hub_for_push(token: str | None = None, timeout: float = HUB_TIMEOUT_S, what: str = "--push_to_hub",
+                       later: str = PUSH_LATER) -> str:
+    """Before an upload: the Hub answers and accepts the token; returns the user name.
+
+    Offline, without a token, with a refused token or an unreachable Hub, the upload would
+    fail at the end (for ``--push_to_hub``, after the whole run): ``UsageError`` now, naming
+    ``what`` needs the Hub and what to do instead (``later``).
+    """
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    if constants.HF_HUB_OFFLINE:
+        raise UsageError(f"{what} needs the Hub, but HF_HUB_OFFLINE=1: {later}")
+    token = token or get_token()
+    if not token:
+        raise UsageError(f"{what} needs a Hub token: run `hf auth login`, set HF_TOKEN or pass the token; or {later}")
+    try:
+        response = get_session().get(f"{constants.ENDPOINT}/api/whoami-v2", headers=build_hf_headers(token=token),
+                                     timeout=timeout)
+        hf_raise_for_status(response)
+        return response.json().get("name", "")
+    except Exception as error:  # noqa: BLE001 - refused token, connection refused, DNS failure, timeout
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status == 401:
+            raise UsageError(f"{what}: the Hub refused the token (401): run `hf auth login` with a write token") \
+                from None
+        failure = f"answered {status}" if status else f"could not be reached ({type(error).__name__})"
+        raise UsageError(f"{what}: the Hub ({constants.ENDPOINT}) {failure}: {later}") from None

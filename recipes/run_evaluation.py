@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from read_trainer.cli import HelpFormatter, run_recipe
+from read_trainer.cli import ArgumentParser, run_recipe
 from read_trainer.evaluation.bundled import default_data_root
 from read_trainer.evaluation.embedding import ClipEmbedder
 from read_trainer.evaluation.report import markdown_report, plot_comparison, write_results_json
@@ -33,7 +33,7 @@ from read_trainer.resolve import resolve_id
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--model", action="append", default=[], help="CLIPModel hub id or folder (repeatable)")
     p.add_argument("--compare", nargs="+", default=[], help="several models at once (same as repeated --model)")
     p.add_argument("--label", action="append", default=[],

@@ -23,7 +23,13 @@ if "PYTORCH_ALLOC_CONF" not in os.environ and "PYTORCH_CUDA_ALLOC_CONF" not in o
 
 from transformers import CLIPProcessor  # noqa: E402
 
-from read_trainer.cli import parse_args_with_config, run_read_argument_types, run_recipe  # noqa: E402
+from read_trainer.cli import (  # noqa: E402
+    UsageError,
+    one_line,
+    parse_args_with_config,
+    run_read_argument_types,
+    run_recipe,
+)
 from read_trainer.data.loading import load_read_datasets, negative_generator_for  # noqa: E402
 from read_trainer.data.scan import scan_dataset  # noqa: E402
 from read_trainer.data.streaming import open_read_stream  # noqa: E402
@@ -33,7 +39,7 @@ from read_trainer.evaluation.report import write_results_json  # noqa: E402
 from read_trainer.evaluation.suite import load_suite  # noqa: E402
 from read_trainer.integrations import check_report_to  # noqa: E402
 from read_trainer.output_dir import claim_output_dir  # noqa: E402
-from read_trainer.resolve import resolve_run_ids  # noqa: E402
+from read_trainer.resolve import check_hub_for_push, resolve_run_ids  # noqa: E402
 from read_trainer.run_record import check_resume_settings  # noqa: E402
 from read_trainer.trainer import ReadTrainer  # noqa: E402
 
@@ -41,7 +47,8 @@ logger = logging.getLogger("run_read")
 
 
 def main(argv=None) -> str:
-    data_args, config, bench_args = parse_args_with_config(run_read_argument_types(), argv)
+    data_args, config, bench_args = parse_args_with_config(run_read_argument_types(), argv,
+                                                           description=__doc__)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         level=logging.INFO if config.should_log else logging.WARNING)
     # Every missing piece is reported now, in one line, not after the scan and the model load:
@@ -50,6 +57,8 @@ def main(argv=None) -> str:
     check_report_to(config.report_to)
     check_resume_settings(config)
     resolve_run_ids(config, data_args)
+    if config.push_to_hub and config.process_index == 0:
+        check_hub_for_push(config.hub_token)  # not after hours of training
     claim_output_dir(config.output_dir, resuming=config.resume_requested, overwrite=config.overwrite_output_dir,
                      is_main_process=config.process_index == 0)
     # A stream is read, checked and decoded as training goes (read_trainer/data/streaming.py).
@@ -93,7 +102,12 @@ def main(argv=None) -> str:
     if eval_dataset is not None:
         trainer.log_metrics("eval", trainer.evaluate())
     if config.push_to_hub:
-        trainer.push_to_hub()
+        try:
+            trainer.push_to_hub()
+        except Exception as error:  # noqa: BLE001 - the network or the Hub; the export itself is complete
+            raise UsageError(f"the model is exported to {config.output_dir}, but the push to the Hub failed "
+                             f"({type(error).__name__}: {one_line(error)[:300]}); publish it with `python "
+                             f"recipes/push.py --folder {config.output_dir} --repo_id <user>/<name>`") from error
     if trainer.is_world_process_zero():
         print(f"Exported plain CLIPModel + CLIPProcessor to {config.output_dir}")
     # Several processes: leave the process group before exiting, so no communication thread is

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import datasets
 
+from ..cli import missing_path_message
+from .rows import refused_image_path
+
 logger = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -28,6 +31,8 @@ FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "
 @dataclass
 class DataArguments:
     """Where the training data comes from and which columns hold what (flags as in run_clip.py)."""
+
+    _argument_group_name = "data (where rows come from, which columns hold what, what is checked)"  # its title in --help (a class attribute, not a field)
 
     dataset_name: str | None = field(
         default=None,
@@ -40,6 +45,12 @@ class DataArguments:
     validation_file: str | None = field(default=None, metadata={"help": "Local evaluation file, same format."})
     image_root: str | None = field(
         default=None, metadata={"help": "Folder that relative image paths are resolved against (default: the file's folder)."}
+    )
+    allow_outside_image_root: bool = field(
+        default=False,
+        metadata={"help": "Read image paths that lead outside --image_root (or the data file's / shard's folder): "
+                  "absolute paths elsewhere and '../'. Off: such rows are bad rows, named by the scan, and no file "
+                  "outside the data folder is opened."},
     )
     train_split: str = field(default="train", metadata={"help": "Split of dataset_name to train on."})
     eval_split: str | None = field(default=None, metadata={"help": "Split of dataset_name to evaluate on."})
@@ -114,6 +125,17 @@ class DataArguments:
                   "--max_invalid_fraction is checked."},
     )
 
+    def __post_init__(self):
+        # Checked when the flags are read, not after the data is loaded and scanned.
+        if not 0.0 <= self.max_invalid_fraction <= 1.0:
+            raise ValueError(f"--max_invalid_fraction must be in [0, 1], got {self.max_invalid_fraction}")
+        for name in ("shuffle_buffer_size", "min_samples_for_invalid_check"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("max_train_samples", "max_eval_samples", "scan_num_proc"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1 (or left out), got {getattr(self, name)}")
+
 
 def _is_saved_dataset(path: Path) -> bool:
     return (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file() \
@@ -186,19 +208,25 @@ def _utf8_copy(path: Path, cache_dir: str | None) -> Path:
 def load_split(data_args: DataArguments, split: str | None, file: str | None,
                karpathy_splits: str = "train,restval") -> datasets.Dataset | None:
     """Load one split from whichever source ``data_args`` names."""
+    if data_args.image_root is not None and not os.path.isdir(data_args.image_root):
+        raise FileNotFoundError(missing_path_message("--image_root folder", data_args.image_root))
     if file is not None:
         path = Path(file)
         if not path.is_file():
-            raise FileNotFoundError(f"data file {file!r} does not exist")
+            raise FileNotFoundError(missing_path_message("data file", file))
+        root = data_args.image_root or str(path.parent)
         if is_karpathy_file(path):
-            return load_karpathy_rows(path, karpathy_splits, data_args.image_root)
+            dataset = load_karpathy_rows(path, karpathy_splits, data_args.image_root)
+            return resolve_image_paths(dataset, "image", root, data_args.allow_outside_image_root)
         builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
             raise ValueError(f"unsupported data file {file!r}: use one of {sorted(FILE_BUILDERS)}")
+        if builder != "parquet" and not _has_content(path):
+            raise ValueError(f"data file {file!r} holds no rows (it is empty)")
         readable = path if builder == "parquet" or _is_utf8(path) else _utf8_copy(path, data_args.cache_dir)
-        dataset = datasets.load_dataset(builder, data_files=str(readable), split="train",
-                                        cache_dir=data_args.cache_dir)
-        return resolve_image_paths(dataset, data_args.image_column, data_args.image_root or str(path.parent))
+        dataset = _generate(file, lambda: datasets.load_dataset(builder, data_files=str(readable), split="train",
+                                                                cache_dir=data_args.cache_dir), path)
+        return resolve_image_paths(dataset, data_args.image_column, root, data_args.allow_outside_image_root)
     if data_args.dataset_name is None or split is None:
         return None
     source = Path(data_args.dataset_name)
@@ -213,22 +241,74 @@ def load_split(data_args: DataArguments, split: str | None, file: str | None,
         # A local imagefolder: metadata.jsonl (file_name + caption fields) beside the images.
         if not any(source.rglob("metadata.*")):
             raise FileNotFoundError(f"{source} has no metadata.jsonl/csv: not a datasets imagefolder")
-        return datasets.load_dataset("imagefolder", data_dir=str(source), split=split, cache_dir=data_args.cache_dir)
+        return _generate(str(source), lambda: datasets.load_dataset("imagefolder", data_dir=str(source), split=split,
+                                                                    cache_dir=data_args.cache_dir))
     if data_args.dataset_name.startswith((".", "/", "~")):
         # Looks like a local path, not a hub id: say so rather than asking the Hub.
-        raise FileNotFoundError(f"dataset folder {data_args.dataset_name!r} does not exist")
-    return datasets.load_dataset(data_args.dataset_name, data_args.dataset_config_name, split=split,
-                                 cache_dir=data_args.cache_dir)
+        raise FileNotFoundError(missing_path_message("dataset folder", data_args.dataset_name))
+    return _generate(data_args.dataset_name, lambda: datasets.load_dataset(
+        data_args.dataset_name, data_args.dataset_config_name, split=split, cache_dir=data_args.cache_dir))
 
 
-def resolve_image_paths(dataset: datasets.Dataset, image_column: str, root: str) -> datasets.Dataset:
-    """Make relative image paths absolute (relative to ``root``) so rows work from any cwd."""
+def _has_content(path: Path) -> bool:
+    with path.open("rb") as f:
+        return any(block.strip() for block in iter(lambda: f.read(1 << 16), b""))
+
+
+def _generate(name: str, load, path: Path | None = None) -> datasets.Dataset:
+    """``load()``, with the errors of ``datasets``' builders (a traceback naming no row) as one line."""
+    try:
+        return load()
+    except datasets.exceptions.DatasetGenerationError as error:
+        cause = error.__cause__ or error.__context__ or error
+        line = _first_bad_json_line(path) if path is not None and path.suffix.lower() == ".jsonl" else None
+        where = f" line {line[0]} ({line[1]})" if line else ""
+        raise ValueError(f"{name}{where}: cannot be read: {' '.join(str(cause).split())[:300]}") from error
+    except StopIteration:  # datasets' way of saying a data source has no rows
+        raise ValueError(f"{name} holds no rows") from None
+
+
+def _first_bad_json_line(path: Path) -> tuple[int, str] | None:
+    """(line number, problem) of the first line of a JSONL file that is not one JSON object."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                return number, f"not valid JSON: {err.msg} at column {err.colno}"
+            if not isinstance(value, dict):
+                return number, f"a JSON {type(value).__name__}, not an object"
+    return None
+
+
+def resolve_image_paths(dataset: datasets.Dataset, image_column: str, root: str,
+                        allow_outside: bool = False) -> datasets.Dataset:
+    """Make relative image paths absolute (relative to ``root``) so rows work from any cwd.
+
+    A path that leads outside ``root`` (absolute elsewhere, or through ``..``) is refused
+    unless ``allow_outside``: the row's image becomes :func:`~.rows.refused_image_path`, a bad
+    row that names the path, and the file is never opened. The test is on the path as
+    written (``os.path.normpath``): links inside ``root`` are the data owner's own.
+    """
     if image_column not in dataset.column_names or dataset.features[image_column].dtype != "string":
         return dataset
+    base = os.path.normpath(os.path.abspath(root))
 
     def _resolve(batch):
-        return {image_column: [p if p is None or os.path.isabs(p) else os.path.join(root, p)
-                               for p in batch[image_column]]}
+        resolved = []
+        for p in batch[image_column]:
+            if p is None or p == "":
+                resolved.append(p)
+                continue
+            full = os.path.normpath(os.path.join(base, os.path.expanduser(p)))
+            if not allow_outside and os.path.commonpath([base, full]) != base:
+                full = refused_image_path(
+                    f"image path outside the data folder: {p!r} is outside {base} (pass "
+                    "--allow_outside_image_root true to read it, or --image_root a folder holding it)")
+            resolved.append(full)
+        return {image_column: resolved}
 
     return dataset.map(_resolve, batched=True, desc="resolving image paths")
 
@@ -257,6 +337,10 @@ def to_read_schema(dataset: datasets.Dataset, data_args: DataArguments) -> datas
     dataset = dataset.rename_columns(renames)
     if "row_id" in dataset.column_names:
         dataset = dataset.remove_columns("row_id")
+    if isinstance(dataset.features["image"], datasets.Image) and dataset.features["image"].decode:
+        # Rows hold the encoded image; the collator decodes it with the package's own decoder
+        # (rows.decode_image), as it does a JSONL row's path and a stream's bytes.
+        dataset = dataset.cast_column("image", datasets.Image(decode=False))
     return dataset.add_column("row_id", list(range(len(dataset))))
 
 
@@ -277,6 +361,8 @@ def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, data
     if data_args.dataset_name is None and data_args.train_file is None:
         raise ValueError("no training data: pass --dataset_name or --train_file")
     train = load_split(data_args, data_args.train_split, data_args.train_file, data_args.karpathy_splits)
+    if len(train) == 0:
+        raise ValueError(f"the training data ({data_args.train_file or data_args.dataset_name}) holds no rows")
     evaluation = load_split(data_args, data_args.eval_split, data_args.validation_file,
                             data_args.karpathy_eval_splits)
     if data_args.max_train_samples is not None:

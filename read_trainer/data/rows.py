@@ -11,13 +11,13 @@ One training row (extra keys are ignored)::
     }
 
 Per-caption lists are aligned by position with the ``captions`` field as given. A blank
-or ``None`` caption is dropped *together with* the paraphrases and negatives at its
-position, so the remaining captions keep their own lists; a per-caption field whose
+or ``None`` caption (blank: nothing but white space, control or format characters such
+as NUL) is dropped *together with* the paraphrases and negatives at its position, so the remaining captions keep their own lists; a per-caption field whose
 length differs from the captions field is a bad row. Inside a per-caption list a string
 is one paraphrase (or negative), never a sequence of letters.
 
 Every problem with a row is a :class:`BadRowError` whose message starts with
-``row <id>:``; the collator, the up-front scan and the trainer's check all raise it
+``row <id>:`` (a field of the wrong type, e.g. a number where texts belong, included); the collator, the up-front scan and the trainer's check all raise it
 from the functions here, so a row the scan accepts is a row the collator can use.
 
 Random choices for a row come from :func:`row_rng`, seeded by (seed, epoch, row_id)
@@ -31,10 +31,11 @@ import hashlib
 import io
 import os
 import random
+import unicodedata
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 ROW_ID_COLUMN = "row_id"
 IMAGE_COLUMN = "image"
@@ -44,6 +45,11 @@ NEGATIVES_COLUMN = "negatives"
 
 # What a decoder puts in place of bytes that are not valid UTF-8 (``errors="replace"``).
 REPLACEMENT_CHARACTER = "\ufffd"
+
+# An image path the loader refused to open (outside the data folder, see loading.py) is kept
+# as this prefix + the reason: NUL cannot occur in a path, so no real file is ever mistaken for it,
+# and every reader of the row (scan, collator, stream) reports the reason as the row's problem.
+REFUSED_IMAGE_PREFIX = "\0refused image path\0"
 
 
 class BadRowError(ValueError):
@@ -71,13 +77,18 @@ def row_rng(seed: int, epoch: int, row_id: Any) -> random.Random:
 # -- texts -------------------------------------------------------------------------------
 
 
+def is_blank(text: str) -> bool:
+    """Nothing readable: only white space, control (NUL, ...), format (zero-width, BOM) or unassigned characters."""
+    return all(unicodedata.category(ch)[0] in "CZ" for ch in text)
+
+
 def as_text_list(value: Any) -> list[str]:
     """Normalize a caption-like field: a string or a list of strings; blanks dropped."""
     if value is None:
         return []
     if isinstance(value, str):
         value = [value]
-    return [v.strip() for v in value if isinstance(v, str) and v.strip()]
+    return [v.strip() for v in value if isinstance(v, str) and not is_blank(v)]
 
 
 def _text(value: Any, what: str, row_id: Any) -> str | None:
@@ -118,11 +129,12 @@ def row_captions(value: Any, row_id: Any, column: str = CAPTION_COLUMN) -> tuple
     captions, positions = [], []
     for position, item in enumerate(value):
         text = _text(item, f"{column!r} entry {position}", row_id)
-        if text is not None and text.strip():
+        if text is not None and not is_blank(text):
             captions.append(text.strip())
             positions.append(position)
     if not captions:
-        raise BadRowError(f"row {row_id!r}: no non-empty caption: {column!r} holds only blank or missing ones")
+        raise BadRowError(f"row {row_id!r}: no non-empty caption: {column!r} holds only blank or missing ones "
+                          "(white space or control characters only count as blank)")
     return captions, positions
 
 
@@ -147,7 +159,7 @@ def text_list(value: Any, what: str, row_id: Any) -> list[str]:
         raise BadRowError(f"row {row_id!r}: invalid text: {what} must be a string or a list of strings, "
                           f"got {type(value).__name__}")
     texts = (_text(item, what, row_id) for item in items)
-    return [t.strip() for t in texts if t is not None and t.strip()]
+    return [t.strip() for t in texts if t is not None and not is_blank(t)]
 
 
 def caption_aligned(value: Any, raw_captions: Any, positions: list[int], column: str,
@@ -178,6 +190,9 @@ def per_anchor_texts(value: Any, raw_captions: Any, positions: list[int], column
     """
     if value is None:
         return None
+    if not isinstance(value, (str, bytes, list, tuple)):
+        raise BadRowError(f"row {row_id!r}: invalid text: {column!r} must be a string, a list of strings or one "
+                          f"list per caption, got {type(value).__name__}")
     aligned = caption_aligned(value, raw_captions, positions, column, row_id)
     if aligned is not None:
         return aligned
@@ -241,20 +256,37 @@ def _image_source(value: Any) -> tuple[str | None, Any]:
     return None, None
 
 
-def decode_image(value: Any) -> Image.Image:
-    """Fully decode an image field to 8-bit RGB; raises ``ValueError("<kind>: <detail>")``.
+ORIENTATION = 0x0112  # the EXIF tag
 
-    The kinds are ``missing image``, ``image file not found``, ``image too large`` and
-    ``image does not decode`` (the scan counts rows by kind).
+
+def refused_image_path(reason: str) -> str:
+    """The value an image field holds when its path was refused: decoding it raises ``ValueError(reason)``."""
+    return REFUSED_IMAGE_PREFIX + reason
+
+
+def decode_image(value: Any) -> Image.Image:
+    """Fully decode an image field to 8-bit RGB, EXIF orientation applied; raises ``ValueError("<kind>: <detail>")``.
+
+    This is the one image decoder of the package: training rows of every source (map-style,
+    imagefolder, stream) and benchmark images all pass through it. The kinds are ``missing
+    image``, ``image file not found``, ``image too large``, ``image does not decode`` and the
+    reason of a refused path, e.g. ``image path outside the data folder`` (the scan counts
+    rows by kind).
     """
     where, source = _image_source(value)
     if source is None:
         raise ValueError(f"missing image (got {type(value).__name__})")
+    if isinstance(source, str) and source.startswith(REFUSED_IMAGE_PREFIX):
+        raise ValueError(source[len(REFUSED_IMAGE_PREFIX):])
     if isinstance(source, str) and not os.path.isfile(source):
         raise ValueError(f"image file not found: {source}")
     try:
         image = source if isinstance(source, Image.Image) else Image.open(source)
         image.load()  # every pixel: a truncated file passes Image.open and fails here
+        if image.getexif().get(ORIENTATION) not in (None, 1):
+            # The camera's orientation, as datasets' Image feature and image viewers apply it:
+            # the same photo must give the same pixels whichever way the row was loaded.
+            image = ImageOps.exif_transpose(image)
         return _to_rgb(image)
     except Image.DecompressionBombError as err:
         raise ValueError(f"image too large: {where} ({err})") from err

@@ -5,8 +5,8 @@ training (``run_read.py`` runs it), so a corrupt file or row found after hours o
 training is impossible. With ``policy="error"`` (default) any problem stops the run with
 a summary naming the first offending rows; with ``policy="skip"`` those rows are dropped
 and written, with their problems, to a JSONL report: nothing is lost silently.
-Over-long captions are not errors (the collator truncates them to 77 CLIP tokens) but
-are counted in the report.
+Over-long captions, paraphrases and negatives are not errors (the collator truncates them
+to 77 CLIP tokens) but are counted in the report.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from .rows import (
     IMAGE_COLUMN,
     NEGATIVES_COLUMN,
     PARAPHRASE_COLUMN,
+    REFUSED_IMAGE_PREFIX,
     BadRowError,
     image_problem,
+    per_anchor_texts,
     row_captions,
     row_text_problems,
 )
@@ -44,13 +46,17 @@ class ScanReport:
     problems: Counter = field(default_factory=Counter)
     examples: list[dict] = field(default_factory=list)  # first offending rows: row_id + problems
     truncated_captions: int = 0
+    truncated_paraphrases: int = 0
+    truncated_negatives: int = 0
     report_path: str | None = None
 
     def summary(self) -> str:
         lines = [f"scanned {self.total} rows: {self.kept} usable, {self.total - self.kept} with problems"]
         lines += [f"  {kind}: {count}" for kind, count in self.problems.most_common()]
-        if self.truncated_captions:
-            lines.append(f"  captions longer than the text limit (truncated, kept): {self.truncated_captions}")
+        for what, count in (("captions", self.truncated_captions), ("paraphrases", self.truncated_paraphrases),
+                            ("negatives", self.truncated_negatives)):
+            if count:
+                lines.append(f"  {what} longer than the text limit (truncated, kept): {count}")
         for example in self.examples:
             lines.append(f"  row {example['row_id']!r}: {'; '.join(example['problems'])}")
         if self.report_path:
@@ -62,7 +68,7 @@ def _check_batch(batch: dict, *, image_column: str, caption_column: str, paraphr
                  negatives_column: str | None, tokenizer, max_text_length: int) -> dict:
     n = len(batch[caption_column])
     columns = [c for c in (caption_column, paraphrase_column, negatives_column) if c and c in batch]
-    problems, truncated = [], []
+    problems, truncated = [], {"captions": [], "paraphrases": [], "negatives": []}
     for i in range(n):
         found = []
         problem = image_problem(batch[image_column][i])
@@ -73,16 +79,37 @@ def _check_batch(batch: dict, *, image_column: str, caption_column: str, paraphr
         # The same checks the collator makes, so no batch fails later on a row the scan kept.
         found += row_text_problems(row, row_id, caption_column, paraphrase_column, negatives_column)
         problems.append(found)
-        long = 0
+        texts = _row_texts(row, row_id, caption_column, paraphrase_column, negatives_column)
+        for what, items in texts.items():
+            truncated[what].append(_count_long(items, tokenizer, max_text_length))
+    return {"__problems": problems, **{f"__truncated_{what}": counts for what, counts in truncated.items()}}
+
+
+def _row_texts(row: dict, row_id, caption_column: str, paraphrase_column: str | None,
+               negatives_column: str | None) -> dict[str, list[str]]:
+    """The distinct texts of a row the collator may encode with CLIP, by field (none for a bad field)."""
+    texts = {"captions": [], "paraphrases": [], "negatives": []}
+    try:
+        texts["captions"], positions = row_captions(row[caption_column], row_id, caption_column)
+    except BadRowError:
+        return texts
+    for what, column, shared in (("paraphrases", paraphrase_column, True), ("negatives", negatives_column, False)):
+        if not column or row.get(column) is None:
+            continue
         try:
-            captions = row_captions(row[caption_column], row_id, caption_column)[0]
+            per_anchor = per_anchor_texts(row[column], row[caption_column], positions, column, row_id, shared)
         except BadRowError:
-            captions = []
-        if tokenizer is not None and captions:
-            lengths = [len(ids) for ids in tokenizer(captions, truncation=False)["input_ids"]]
-            long = sum(length > max_text_length for length in lengths)
-        truncated.append(long)
-    return {"__problems": problems, "__truncated": truncated}
+            continue
+        texts[what] = list(dict.fromkeys(t for items in per_anchor for t in items))
+    return texts
+
+
+def _count_long(texts: list[str], tokenizer, max_text_length: int) -> int:
+    if tokenizer is None or not texts:
+        return 0
+    # One token past the limit says whether a text is cut, without tokenizing (or warning about) all of it.
+    ids = tokenizer(texts, truncation=True, max_length=max_text_length + 1)["input_ids"]
+    return sum(len(x) > max_text_length for x in ids)
 
 
 def scan_dataset(dataset: datasets.Dataset, *, image_column: str = IMAGE_COLUMN, caption_column: str = CAPTION_COLUMN,
@@ -112,7 +139,9 @@ def scan_dataset(dataset: datasets.Dataset, *, image_column: str = IMAGE_COLUMN,
                        tokenizer=tokenizer, max_text_length=max_text_length),
     )
     problem_lists = checked["__problems"]
-    report = ScanReport(total=len(dataset), truncated_captions=int(sum(checked["__truncated"])))
+    report = ScanReport(total=len(dataset), truncated_captions=int(sum(checked["__truncated_captions"])),
+                        truncated_paraphrases=int(sum(checked["__truncated_paraphrases"])),
+                        truncated_negatives=int(sum(checked["__truncated_negatives"])))
     bad_indices = [i for i, found in enumerate(problem_lists) if found]
     for i in bad_indices:
         for problem in problem_lists[i]:
@@ -127,7 +156,7 @@ def scan_dataset(dataset: datasets.Dataset, *, image_column: str = IMAGE_COLUMN,
         bad = set(bad_indices)
         dataset = dataset.select([i for i in range(len(dataset)) if i not in bad])
         logger.warning(report.summary())
-    elif report.truncated_captions:
+    elif report.truncated_captions or report.truncated_paraphrases or report.truncated_negatives:
         logger.info(report.summary())
     return dataset, report
 
@@ -141,6 +170,8 @@ def _write_skipped(checked: datasets.Dataset, indices: list[int], image_column: 
         for row in subset:
             image = row[image_column]
             image = image.get("path") if isinstance(image, dict) else image if isinstance(image, str) else None
+            if image is not None and image.startswith(REFUSED_IMAGE_PREFIX):
+                image = None  # its problem names the path
             f.write(json.dumps({"row_id": row["row_id"], "problems": row["__problems"], "image": image,
                                 "captions": row[caption_column]}, default=str) + "\n")
     return str(path)

@@ -2,9 +2,11 @@
 
 Each sample is checked as it is read, as the up-front scan checks a map-style dataset
 (scan.py): the image must decode fully and there must be a non-empty caption (and, when
-hard negatives come only from the data, a negatives list). A bad sample is skipped and
-written, with its shard and key, to the invalid-rows report (JSONL, appended by every
-process and worker). When more than ``max_invalid_fraction`` of one shard's samples, or of
+hard negatives come only from the data, a negatives list). An image path may not lead
+outside the shard's folder (or ``image_root``) unless ``allow_outside_image_root``, and a
+remote shard may not name local files at all. A bad sample is skipped and written, with its
+shard and key, to the invalid-rows report (JSONL, appended by every process and worker); so
+is a shard that cannot be read to its end (shard_reading.py), as one entry. When more than ``max_invalid_fraction`` of one shard's samples, or of
 all samples this reader has read, are bad (after ``min_samples``), the run stops with an
 error naming the shard: a broken corpus must not train for hours on nothing.
 
@@ -19,6 +21,7 @@ invalid counts, so a resumed reader re-reads one block and continues at the exac
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -26,9 +29,10 @@ from typing import Any
 
 import torch
 
-from .rows import BadRowError, load_image, per_anchor_texts, row_captions, row_rng
+from .rows import BadRowError, load_image, per_anchor_texts, refused_image_path, row_captions, row_rng
+from .shard_reading import IMAGE_EXTENSIONS, SAMPLE_PROBLEMS, SHARD_ERROR
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+logger = logging.getLogger(__name__)
 
 
 class InvalidShardError(BadRowError):
@@ -49,7 +53,8 @@ class ValidatedStream(torch.utils.data.IterableDataset):
                  hard_negatives: str = "auto", num_hard_negatives: int = 3,
                  paraphrases: dict[str, list[str]] | None = None, paraphrase_file: str | None = None,
                  shuffle_buffer_size: int = 1000, seed: int = 2025, max_invalid_fraction: float = 0.05,
-                 min_samples: int = 100, report_file: str | None = None):
+                 min_samples: int = 100, report_file: str | None = None, image_root: str | None = None,
+                 allow_outside_image_root: bool = False):
         if not 0.0 <= max_invalid_fraction <= 1.0:
             raise ValueError(f"max_invalid_fraction must be in [0, 1], got {max_invalid_fraction}")
         self.source = source
@@ -60,6 +65,7 @@ class ValidatedStream(torch.utils.data.IterableDataset):
         self.shuffle_buffer_size, self.seed = shuffle_buffer_size, seed
         self.max_invalid_fraction, self.min_samples = max_invalid_fraction, min_samples
         self.report_file = report_file
+        self.image_root, self.allow_outside_image_root = image_root, allow_outside_image_root
         self.epoch = 0
         self._resume: dict | None = None
         self._state: dict = self._fresh_state()
@@ -145,8 +151,10 @@ class ValidatedStream(torch.utils.data.IterableDataset):
     # -- checks --------------------------------------------------------------------------
     def _check(self, raw: dict, state: dict) -> dict | None:
         shard, key = str(raw.get("__url__")), str(raw.get("__key__"))
+        if raw.get(SHARD_ERROR):  # the shard's unread rest: one entry, counted as one invalid sample
+            return self._invalid(shard, key, [raw[SHARD_ERROR]], {}, state)
         fields = _flatten(raw)
-        problems = []
+        problems = list(raw.get(SAMPLE_PROBLEMS) or [])
         try:
             # load_image converts to RGB, which decodes every pixel: truncated files fail here.
             image = load_image(self._image_value(fields, shard), key)
@@ -173,12 +181,9 @@ class ValidatedStream(torch.utils.data.IterableDataset):
                 given = per_anchor_texts(given, raw_captions, positions, self.paraphrase_column, key, True)
             except BadRowError as err:
                 problems.append(str(err))
-        state["seen"][shard] += 1
         if problems:
-            state["bad"][shard] += 1
-            self._report(shard, key, problems, fields)
-            self._check_fraction(shard, state, problems)
-            return None
+            return self._invalid(shard, key, problems, fields, state)
+        state["seen"][shard] += 1
         row = {"row_id": f"{os.path.basename(shard)}/{key}", "image": image, "captions": captions}
         if self.paraphrases is not None:
             given = [self.paraphrases.get(c, []) for c in captions]
@@ -191,15 +196,37 @@ class ValidatedStream(torch.utils.data.IterableDataset):
         self._check_fraction(shard, state, None)
         return row
 
+    def _invalid(self, shard: str, key: str, problems: list[str], fields: dict, state: dict) -> None:
+        state["seen"][shard] += 1
+        state["bad"][shard] += 1
+        self._report(shard, key, problems, fields)
+        self._check_fraction(shard, state, problems)
+        return None
+
     def _image_value(self, fields: dict, shard: str) -> Any:
         value = fields.get(self.image_column)
         if value is None:  # webdataset: the image is the field named by its extension
             value = next((fields[e] for e in IMAGE_EXTENSIONS if fields.get(e) is not None), None)
         if isinstance(value, (bytes, bytearray)):
             value = {"bytes": bytes(value), "path": None}
-        if isinstance(value, str) and not os.path.isabs(value) and "://" not in shard:
-            value = os.path.join(os.path.dirname(shard), value)  # paths in a shard are relative to it
+        if isinstance(value, dict) and not value.get("bytes") and isinstance(value.get("path"), str):
+            value = value["path"]  # a file named, not embedded: the same rules as a path
+        if isinstance(value, str) and value:
+            value = self._image_path(value, shard)
         return value
+
+    def _image_path(self, path: str, shard: str) -> str:
+        """A shard's image path, resolved against the shard's folder (or ``image_root``), or refused."""
+        if "://" in shard:
+            # The files of the machine reading the stream are not the shard's to name.
+            return refused_image_path(f"image path in a remote shard: {path!r} (a remote shard's images must be "
+                                      "embedded in it; local files are never opened for it)")
+        root = os.path.normpath(os.path.abspath(self.image_root or os.path.dirname(shard)))
+        full = os.path.normpath(os.path.join(root, os.path.expanduser(path)))
+        if not self.allow_outside_image_root and os.path.commonpath([root, full]) != root:
+            return refused_image_path(f"image path outside the data folder: {path!r} is outside {root} (pass "
+                                      "--allow_outside_image_root true to read it, or --image_root a folder holding it)")
+        return full
 
     def _check_fraction(self, shard: str, state: dict, problems: list[str] | None) -> None:
         seen, bad = state["seen"], state["bad"]
@@ -225,6 +252,8 @@ class ValidatedStream(torch.utils.data.IterableDataset):
 
     def _report(self, shard: str, key: str, problems: list[str], fields: dict) -> None:
         if self.report_file is None:
+            # No report file: the log is where the sample is named (nothing is dropped unsaid).
+            logger.warning("invalid sample %s in shard %s: %s", key, shard, "; ".join(problems))
             return
         path = Path(self.report_file)
         path.parent.mkdir(parents=True, exist_ok=True)

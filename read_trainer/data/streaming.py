@@ -6,10 +6,11 @@ Sources (``--streaming``):
   folders or URLs (``https://``, ``hf://``, ``s3://`` through fsspec), comma-separated;
 * ``--dataset_name``: a hub dataset id, or a local folder of such shards.
 
-All of them become one ``datasets.IterableDataset`` read by ``datasets``' own builders
-(``webdataset``, ``parquet``, ``json``) with image decoding off (a corrupt image must be a
-reported sample, not a crashed iterator), every row carrying the shard it came from
-(``__url__``) and its key in that shard (``__key__``). ``split_dataset_by_node`` gives each
+All of them become one ``datasets.IterableDataset`` over the shards, read one by one by
+shard_reading.py (tar and JSONL itself, parquet and JSON through ``datasets``' builders)
+with image decoding off (a corrupt image must be a reported sample, not a crashed iterator),
+every row carrying the shard it came from (``__url__``) and its key in that shard
+(``__key__``); a shard that cannot be read to its end adds one reported entry, not a crash. ``split_dataset_by_node`` gives each
 process its shards, and ``datasets`` gives each DataLoader worker its share of those.
 ``ValidatedStream`` (stream_checks.py) then checks, shuffles and decodes the rows, and
 ``StreamLoader`` (stream_loader.py) makes the position resumable.
@@ -27,8 +28,10 @@ import datasets
 import fsspec
 from datasets.distributed import split_dataset_by_node
 
+from ..cli import missing_path_message
 from .loading import DataArguments, load_split, to_read_schema
 from .paraphrases import load_paraphrase_file
+from .shard_reading import shard_rows
 from .stream_checks import ValidatedStream
 
 logger = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ def shard_files(spec: str) -> list[str]:
         elif os.path.isfile(part):
             files.append(part)
         else:
-            raise FileNotFoundError(f"shard {part!r} does not exist")
+            raise FileNotFoundError(missing_path_message("shard", part))
     if not files:
         raise ValueError("no shards given")
     return files
@@ -82,22 +85,14 @@ def builder_for(files: list[str]) -> str:
     return builders.pop()
 
 
-def _rows_of_table_shards(shards: list[str], builder: str):
-    """Rows of parquet/JSON shards, each named by its shard and position.
+def _rows_of_shards(shards: list[str], builder: str):
+    """Rows of the shards, each named by its shard and key (see shard_reading.py).
 
-    The parquet and json builders do not say which file a row came from; one builder per
-    shard does, and this generator's ``shards`` list is what ``datasets`` splits across
-    processes and workers (and records in its resumable state) exactly as it would files.
+    This generator's ``shards`` list is what ``datasets`` splits across processes and
+    workers (and records in its resumable state: shard, then position in it).
     """
     for shard in shards:
-        part = datasets.load_dataset(builder, data_files=[shard], split="train", streaming=True).decode(False)
-        # ``iter`` rather than ``for row in part``: inside a DataLoader worker the latter would
-        # split this one shard among the workers again (this generator already holds the share).
-        rows = (dict(zip(batch, values)) for batch in part.iter(batch_size=64) for values in zip(*batch.values()))
-        for position, row in enumerate(rows):
-            row.setdefault("__key__", str(position))
-            row["__url__"] = shard
-            yield row
+        yield from shard_rows(shard, builder)
 
 
 def open_shards(files: list[str], seed: int | None = None, builder: str | None = None) -> datasets.IterableDataset:
@@ -112,11 +107,7 @@ def open_shards(files: list[str], seed: int | None = None, builder: str | None =
     if seed is not None:
         files = list(files)
         random.Random(seed).shuffle(files)
-    if builder == "webdataset":  # the webdataset builder names each sample's tar and key itself
-        return datasets.load_dataset("webdataset", data_files={"train": files}, split="train",
-                                     streaming=True).decode(False)
-    return datasets.IterableDataset.from_generator(_rows_of_table_shards,
-                                                   gen_kwargs={"shards": files, "builder": builder})
+    return datasets.IterableDataset.from_generator(_rows_of_shards, gen_kwargs={"shards": files, "builder": builder})
 
 
 def open_source(data_args: DataArguments, seed: int | None = None) -> datasets.IterableDataset:
@@ -129,7 +120,7 @@ def open_source(data_args: DataArguments, seed: int | None = None) -> datasets.I
     if os.path.isdir(name) and any(Path(name, f).suffix.lower() in SHARD_BUILDERS for f in os.listdir(name)):
         return open_shards(shard_files(name), seed)
     if not os.path.isdir(name) and name.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"dataset folder {name!r} does not exist")
+        raise FileNotFoundError(missing_path_message("dataset folder", name))
     # A hub dataset (or a folder laid out like one, e.g. data/train-*.parquet): stream its
     # data files shard by shard when they are in a format we know, so invalid samples are
     # reported with their file.
@@ -174,6 +165,7 @@ def open_read_stream(data_args: DataArguments, config) -> tuple[ValidatedStream,
         shuffle_buffer_size=data_args.shuffle_buffer_size, seed=config.seed,
         max_invalid_fraction=data_args.max_invalid_fraction,
         min_samples=data_args.min_samples_for_invalid_check,
+        image_root=data_args.image_root, allow_outside_image_root=data_args.allow_outside_image_root,
         report_file=data_args.invalid_rows_report or os.path.join(config.output_dir, "invalid_rows.jsonl"),
     )
     evaluation = load_split(data_args, data_args.eval_split, data_args.validation_file,

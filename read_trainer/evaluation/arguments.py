@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 class BenchmarkArguments:
     """Benchmarks to run during and after training; results go to logs, results.json and the model card."""
 
+    _argument_group_name = "benchmarks during and after training"  # its title in --help (a class attribute, not a field)
+
     benchmarks: str | None = field(
         default=None,
         metadata={"help": "Comma-separated benchmark or set names (e.g. 'sugarcrepe_pp_tot' or 'paper'); "
