@@ -63,13 +63,18 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
     if looks_like_a_path(repo_id):
         raise UsageError(missing_path_message(f"{kind} folder", repo_id))
     cached = in_local_cache(repo_id, kind)
-    # A name such as my_photoz or data/my_photoz may be a mistyped folder as well as a Hub id: say both.
-    not_local = f"no local folder {repo_id!r} ({relative_path_hint(repo_id)})"
+    # A name such as my_photoz or data/my_photoz may be a mistyped folder as well as a Hub id: say both,
+    # the folder first for a name without a namespace (few Hub ids have none).
+    hint = relative_path_hint(repo_id)
+    if "/" in repo_id:
+        subject, also = f"{kind} {repo_id!r}", f" and is not a local folder ({hint})"
+    else:
+        subject, also = f"{kind} {repo_id!r}: no local folder {repo_id!r} exists ({hint}); as a Hub id it", ""
     if constants.HF_HUB_OFFLINE:
         if cached:
             return Resolved(repo_id, kind, "cache")
-        raise UsageError(f"{kind} {repo_id!r}: {not_local}, and as a Hub id it is not in the local Hugging Face "
-                         f"cache and HF_HUB_OFFLINE=1 forbids the Hub: {_what_to_do(repo_id, kind, True)}")
+        raise UsageError(f"{subject} is not in the local Hugging Face cache{also}, and HF_HUB_OFFLINE=1 forbids "
+                         f"the Hub: {_what_to_do(repo_id, kind, True)}")
     try:
         HfApi().repo_info(repo_id, repo_type=kind, timeout=timeout)
         return Resolved(repo_id, kind, "hub")
@@ -81,8 +86,7 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
         if cached:
             return Resolved(repo_id, kind, "cache")
         reason = "is not a valid Hub id" if isinstance(error, HFValidationError) else "was not found on the Hub"
-        raise UsageError(f"{kind} {repo_id!r}: {not_local}, and it {reason} (a private repository "
-                         f"needs `hf auth login`)") from None
+        raise UsageError(f"{subject} {reason}{also}; a private repository needs `hf auth login`") from None
     except HfHubHTTPError as error:
         failure = f"the Hub answered {error.response.status_code if error.response is not None else 'an error'}"
     except Exception as error:  # noqa: BLE001 - connection refused, DNS failure, timeout, proxy errors
@@ -92,8 +96,7 @@ def resolve_id(repo_id: str, kind: str = "model", timeout: float = HUB_TIMEOUT_S
         logger.warning("%s; using the cached copy of %s %r and working offline", failure, kind, repo_id)
         go_offline()
         return Resolved(repo_id, kind, "cache")
-    raise UsageError(f"{kind} {repo_id!r}: {not_local} nor in the local cache, and {failure}: "
-                     f"{_what_to_do(repo_id, kind, False)}")
+    raise UsageError(f"{subject} is not in the local cache{also}, and {failure}: {_what_to_do(repo_id, kind, False)}")
 
 
 def looks_like_a_path(name: str) -> bool:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import datasets
 
-from read_trainer.cli import run_recipe
+from read_trainer.cli import ArgumentParser, run_recipe
 from read_trainer.data.negatives import (
     BACKENDS,
     CATEGORIES,
@@ -43,8 +43,8 @@ BATCH_FILL = "batch_fill"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--input", required=True, nargs="+",
                         help="JSONL/JSON file(s), a save_to_disk folder, or a hub dataset id.")
     parser.add_argument("--output", required=True,

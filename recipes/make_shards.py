@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from read_trainer.cli import parse_args_with_config
+from read_trainer.cli import parse_args_with_config, run_recipe
 from read_trainer.data.loading import DataArguments, load_read_datasets
 from read_trainer.data.shards import PIL_FORMATS, write_parquet_shards, write_webdataset_shards
 
@@ -35,7 +35,7 @@ class ShardArguments:
 
 
 def main(argv=None) -> list[str]:
-    data_args, args = parse_args_with_config((DataArguments, ShardArguments), argv)
+    data_args, args = parse_args_with_config((DataArguments, ShardArguments), argv, description=__doc__)
     train, _ = load_read_datasets(data_args)
     if isinstance(train.features.get("image"), datasets.Image):
         # Keep the encoded bytes: decoding and re-encoding every image would cost time and quality.
@@ -47,4 +47,4 @@ def main(argv=None) -> list[str]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main))

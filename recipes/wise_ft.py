@@ -13,17 +13,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from transformers import CLIPModel, CLIPProcessor
 
+from read_trainer.cli import ArgumentParser, missing_path_message, run_recipe
+from read_trainer.resolve import resolve_id
 from read_trainer.wise import wise_ft
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--base", required=True, help="base CLIPModel (hub id or folder)")
     parser.add_argument("--finetuned", required=True, help="READ export folder")
     parser.add_argument("--output", required=True, help="export folder (--alpha) or report folder (--alphas)")
@@ -37,6 +38,9 @@ def main(argv=None) -> dict:
     if (args.alpha is None) == (args.alphas is None):
         parser.error("give exactly one of --alpha and --alphas")
 
+    if not Path(args.finetuned).is_dir():
+        raise FileNotFoundError(missing_path_message("--finetuned folder", args.finetuned))
+    resolve_id(args.base)  # a missing folder or an unreachable id: one line now, not a traceback from the loader
     base, tuned = CLIPModel.from_pretrained(args.base), CLIPModel.from_pretrained(args.finetuned)
     processor = CLIPProcessor.from_pretrained(args.finetuned)
     if args.alpha is not None:
@@ -64,4 +68,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(run_recipe(main))

@@ -16,6 +16,7 @@ from conftest import load_recipe, make_rows
 from huggingface_hub import HfApi, ModelCard
 from transformers import CLIPModel, CLIPProcessor
 
+from read_trainer.cli import UsageError
 from read_trainer.config import ReadConfig
 from read_trainer.evaluation.bundled import bundled_data_root
 from read_trainer.trainer import ReadTrainer
@@ -242,5 +243,5 @@ def test_wise_ft_recipe_exports_and_sweeps(tiny_models, tmp_path):
                            "--data_root", str(benchdata), "--limit", "5", "--output", str(tmp_path / "sweep")])
     assert set(results) == {"alpha=0", "alpha=1"}
     assert (tmp_path / "sweep" / "results.json").is_file() and (tmp_path / "sweep" / "chart.png").is_file()
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="give exactly one of --alpha and --alphas"):
         recipe.main(["--base", clip_dir, "--finetuned", str(tuned_dir), "--output", "x"])
