@@ -272,6 +272,12 @@ class ArgumentParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, args=None, namespace=None):
+        parsed, remaining = self.parse_known_args(args, namespace)
+        if remaining:
+            raise FlagError(_unknown_flags_message(self, remaining))
+        return parsed
+
     def error(self, message: str):
         raise FlagError(message)
 
@@ -317,7 +323,18 @@ def run_recipe(main, argv: Sequence[str] | None = None) -> int:
     except expected_errors() as error:
         if debug:
             raise
+        _end_progress_bars()
         advice = "see --help" if isinstance(error, FlagError) else f"{DEBUG_FLAG} for the traceback"
         print(f"error: {one_line(error)} ({advice})", file=sys.stderr)
         return 2
     return 0
+
+
+def _end_progress_bars() -> None:
+    """Close the progress bars an error interrupted, so the error line starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot be closed must not hide the error
+            pass

@@ -30,7 +30,7 @@ from read_trainer.cli import (  # noqa: E402
     run_read_argument_types,
     run_recipe,
 )
-from read_trainer.data.loading import load_read_datasets, negative_generator_for  # noqa: E402
+from read_trainer.data.loading import check_data_paths, load_read_datasets, negative_generator_for  # noqa: E402
 from read_trainer.data.scan import scan_dataset  # noqa: E402
 from read_trainer.data.streaming import open_read_stream  # noqa: E402
 from read_trainer.evaluation.bundled import default_data_root  # noqa: E402
@@ -57,6 +57,7 @@ def main(argv=None) -> str:
     check_report_to(config.report_to)
     check_resume_settings(config)
     resolve_run_ids(config, data_args)
+    check_data_paths(data_args)
     if config.push_to_hub and config.process_index == 0:
         check_hub_for_push(config.hub_token)  # not after hours of training
     claim_output_dir(config.output_dir, resuming=config.resume_requested, overwrite=config.overwrite_output_dir,

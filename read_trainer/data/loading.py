@@ -205,11 +205,23 @@ def _utf8_copy(path: Path, cache_dir: str | None) -> Path:
     return Path(name)
 
 
+def check_data_paths(data_args: DataArguments) -> None:
+    """The local files and folders the data flags name exist (checked before anything is claimed or loaded)."""
+    for flag, path, is_dir in (("--train_file", data_args.train_file, False),
+                               ("--validation_file", data_args.validation_file, False),
+                               ("--paraphrase_file", data_args.paraphrase_file, False),
+                               ("--image_root", data_args.image_root, True)):
+        if path is None or "://" in path or (data_args.streaming and flag == "--train_file"):
+            continue  # URLs, and stream specs (globs, folders, comma-separated) are checked by streaming.py
+        if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
+            raise FileNotFoundError(missing_path_message(flag, path) + ("" if is_dir else " or is not a file"))
+
+
 def load_split(data_args: DataArguments, split: str | None, file: str | None,
                karpathy_splits: str = "train,restval") -> datasets.Dataset | None:
     """Load one split from whichever source ``data_args`` names."""
     if data_args.image_root is not None and not os.path.isdir(data_args.image_root):
-        raise FileNotFoundError(missing_path_message("--image_root folder", data_args.image_root))
+        raise FileNotFoundError(missing_path_message("--image_root", data_args.image_root))
     if file is not None:
         path = Path(file)
         if not path.is_file():
