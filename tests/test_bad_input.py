@@ -2,7 +2,7 @@
 
 import datasets
 import pytest
-from conftest import make_rows
+from conftest import make_rows, random_image
 
 from read_trainer.config import ReadConfig
 from read_trainer.data.collator import BadRowError
@@ -79,3 +79,98 @@ def test_per_caption_negative_problems_are_named_before_training(tiny_models, tm
     with pytest.raises(BadRowError, match=r"2 row\(s\).*row 1 \(negatives lists do not match the captions: "
                                           r"2 lists for 3 captions.*row 3 \(ambiguous negatives"):
         ReadTrainer(args=_args(tiny_models, tmp_path), train_dataset=rows)
+
+
+def _jsonl(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_image_paths_outside_the_data_folder_are_bad_rows_and_never_opened(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from read_trainer.data.rows import load_image
+    from read_trainer.data.scan import scan_dataset
+
+    data = tmp_path / "data"
+    (data / "imgs").mkdir(parents=True)
+    random_image(0).save(data / "imgs" / "ok.png")
+    secret = tmp_path / "secret.png"
+    random_image(1).save(secret)
+    train_file = _jsonl(data / "train.jsonl", [
+        {"image": "imgs/ok.png", "captions": ["a cat"]},
+        {"image": "../secret.png", "captions": ["a dog"]},
+        {"image": str(secret), "captions": ["a bird"]},
+        {"image": str(data / "imgs" / "ok.png"), "captions": ["a cat again"]},  # absolute, inside: fine
+        {"image": "imgs/../imgs/ok.png", "captions": ["a cat once more"]},  # '..' that stays inside: fine
+    ])
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **kw: opened.append(str(fp)) or real_open(fp, *a, **kw))
+
+    train, _ = load_read_datasets(DataArguments(train_file=str(train_file)))
+    with pytest.raises(BadRowError, match=r"5 rows: 3 usable, 2 with problems") as error:
+        scan_dataset(train)
+    assert f"row 1: image path outside the data folder: '../secret.png' is outside {data}" in str(error.value)
+    assert f"row 2: image path outside the data folder: '{secret}' is outside {data}" in str(error.value)
+    assert "--allow_outside_image_root true" in str(error.value)
+    kept, report = scan_dataset(train, policy="skip", report_file=str(tmp_path / "skipped.jsonl"))
+    assert kept["row_id"] == [0, 3, 4] and report.problems == {"image path outside the data folder": 2}
+    # The collator decodes with the same rule (so --skip_scan reads nothing outside either).
+    with pytest.raises(BadRowError, match=r"row 1: image path outside the data folder"):
+        load_image(train[1]["image"], 1)
+    assert str(secret) not in opened and not any("secret" in path for path in opened)
+
+    # --image_root moves the fence; --allow_outside_image_root opens it.
+    rooted, _ = load_read_datasets(DataArguments(train_file=str(train_file), image_root=str(tmp_path)))
+    assert [load_image(rooted[i]["image"], i).size for i in (2, 3)] == [(40, 40), (40, 40)]
+    allowed, _ = load_read_datasets(DataArguments(train_file=str(train_file), allow_outside_image_root=True))
+    assert scan_dataset(allowed)[1].kept == 5 and str(secret) in opened
+
+
+def test_a_number_in_negatives_is_a_bad_row_named_by_the_scan(tmp_path):
+    from read_trainer.data.scan import scan_dataset
+
+    random_image(0).save(tmp_path / "0.png")
+    train_file = _jsonl(tmp_path / "train.jsonl", [
+        {"image": "0.png", "captions": ["a red cube"], "negatives": ["a blue cube"]},
+        {"image": "0.png", "captions": ["a red cube"], "negatives": 5},
+        {"image": "0.png", "captions": ["\u0000\u0000"], "negatives": ["a blue cube"]},
+    ])
+    train, _ = load_read_datasets(DataArguments(train_file=str(train_file)))
+    with pytest.raises(BadRowError) as error:
+        scan_dataset(train)
+    assert "row 1: invalid text: 'negatives' must be a string, a list of strings or one list per caption, got int" \
+        in str(error.value)
+    assert "row 2: no non-empty caption" in str(error.value)
+
+
+def test_an_empty_data_file_is_one_line(tmp_path):
+    for name, content in (("empty.jsonl", ""), ("blank.jsonl", "\n \n"), ("empty.csv", "")):
+        (tmp_path / name).write_text(content)
+        with pytest.raises(ValueError, match=rf"data file '.*{name}' holds no rows"):
+            load_read_datasets(DataArguments(train_file=str(tmp_path / name)))
+    (tmp_path / "header_only.csv").write_text("image,captions\n")
+    with pytest.raises(ValueError, match=r"data file '.*header_only.csv' holds no rows"):
+        load_read_datasets(DataArguments(train_file=str(tmp_path / "header_only.csv")))
+
+
+def test_scan_counts_truncated_paraphrases_and_negatives(tiny_models, tmp_path):
+    from transformers import CLIPTokenizer
+
+    from read_trainer.data.scan import scan_dataset
+
+    long = " ".join(["a red cube"] * 10)  # 30 words: over a 16-token limit
+    rows = make_rows(3, paraphrases=True)
+    rows[0]["paraphrases"] = [long, "in short a cube"]
+    rows[1]["negatives"][0] = [long, long + " twice", "a blue cube"]
+    rows[2]["captions"] = [long, "a kite"]
+    rows[2]["negatives"] = [["a kite", "a dog", "a cat"]] * 2
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_models[0])
+    _, report = scan_dataset(datasets.Dataset.from_list(rows), tokenizer=tokenizer, max_text_length=16)
+    assert (report.truncated_captions, report.truncated_paraphrases, report.truncated_negatives) == (1, 1, 2)
+    summary = report.summary()
+    assert "paraphrases longer than the text limit (truncated, kept): 1" in summary
+    assert "negatives longer than the text limit (truncated, kept): 2" in summary

@@ -124,7 +124,7 @@ REFUSALS = [
             ["empty.jsonl' holds no rows"], before_loading=False,
             setup=lambda tmp: (tmp / "empty.jsonl").write_text("\n")),
     Refusal("a JSONL line that is not JSON", run_read, _replace("--train_file", lambda tmp: str(tmp / "bad.jsonl")),
-            ["bad.jsonl line 2 (not valid JSON", "cannot be read"], before_loading=False, setup=_bad_jsonl),
+            ["bad.jsonl' line 2 (not valid JSON", "cannot be read"], before_loading=False, setup=_bad_jsonl),
     Refusal("a missing --image_root", run_read, lambda args, tmp: [*args, "--image_root", str(tmp / "pics")],
             ["--image_root '", "pics' does not exist"]),
     Refusal("a missing --paraphrase_file", run_read,

@@ -1,6 +1,7 @@
 """The row module: image decoding (bit depth, decompression bombs), text checks, per-caption alignment."""
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -101,3 +102,56 @@ def test_one_seeded_rng_recipe():
     digest = hashlib.sha256(b"7:2:img-3").digest()
     expected = random.Random(int.from_bytes(digest[:8], "little")).random()
     assert row_rng(7, 2, "img-3").random() == sha256_rng("7:2:img-3").random() == expected
+
+
+def test_fields_of_the_wrong_type_are_problems_of_the_row_not_crashes():
+    # A number where texts belong (JSON lets any row hold any type) names the row and the field.
+    assert row_text_problems({"captions": ["a red cube"], "negatives": 5}, "r9") == [
+        "invalid text: 'negatives' must be a string, a list of strings or one list per caption, got int"]
+    assert row_text_problems({"captions": ["a red cube"], "paraphrases": {"a": 1}}, "r9") == [
+        "invalid text: 'paraphrases' must be a string, a list of strings or one list per caption, got dict"]
+    assert row_text_problems({"captions": ["a red cube"], "negatives": [["a blue cube", 7]]}, "r9") == [
+        "invalid text: 'negatives' list 0 must be a string, got int"]
+    assert row_text_problems({"captions": 3.5}, "r9") == [
+        "invalid text: 'captions' must be a string or a list of strings, got float"]
+
+
+def test_a_caption_of_control_characters_is_no_caption():
+    with pytest.raises(BadRowError, match=r"row 4: no non-empty caption"):
+        row_captions(["\x00\x00", "\x01\t\u200b\ufeff "], 4)  # NUL, SOH, tab, zero-width space, BOM
+    assert row_captions(["\x00", "a cat on a mat"], 4) == (["a cat on a mat"], [1])
+    # Negatives and paraphrases of nothing readable are dropped like blank ones.
+    assert per_anchor_texts(["\x00\x00", "a dog on a mat"], "a cat on a mat", [0], "negatives", 4, False) == \
+        [["a dog on a mat"]]
+
+
+def test_exif_orientation_gives_the_same_pixels_through_imagefolder_jsonl_a_shard_and_the_benchmarks(tmp_path):
+    """A JPEG whose EXIF orientation 6 says "turn 90 degrees clockwise to view" (a camera held upright)."""
+    from read_trainer.data.loading import DataArguments, load_read_datasets
+    from read_trainer.data.shards import write_webdataset_shards
+    from read_trainer.data.stream_checks import ValidatedStream
+    from read_trainer.data.streaming import open_shards
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 6, 3), dtype=np.uint8)  # 4 rows, 6 columns
+    Image.fromarray(pixels).save(photos / "p.jpg", quality=95, exif=exif)
+    stored = np.asarray(Image.open(photos / "p.jpg").convert("RGB"))  # the JPEG's pixels as stored
+    expected = np.rot90(stored, k=-1)  # turned clockwise: 6 rows, 4 columns
+    assert expected.shape == (6, 4, 3)
+    captions = ["a photo taken upright"]
+
+    (photos / "metadata.jsonl").write_text(json.dumps({"file_name": "p.jpg", "captions": captions}) + "\n")
+    imagefolder, _ = load_read_datasets(DataArguments(dataset_name=str(photos)))
+    (tmp_path / "train.jsonl").write_text(json.dumps({"image": "photos/p.jpg", "captions": captions}) + "\n")
+    jsonl, _ = load_read_datasets(DataArguments(train_file=str(tmp_path / "train.jsonl")))
+    shard = write_webdataset_shards([{"row_id": 0, "image": str(photos / "p.jpg"), "captions": captions}],
+                                    str(tmp_path / "shards"), image_format="jpg")  # the file's own bytes
+    streamed = next(iter(ValidatedStream(open_shards(shard), shuffle_buffer_size=0, report_file=None)))
+
+    decoded = {"imagefolder": load_image(imagefolder[0]["image"], 0), "jsonl": load_image(jsonl[0]["image"], 0),
+               "shard": streamed["image"], "benchmark": load_benchmark_image(ImageRef(str(photos / "p.jpg")))}
+    for path, image in decoded.items():
+        assert (np.asarray(image) == expected).all(), path

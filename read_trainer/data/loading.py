@@ -236,8 +236,8 @@ def load_split(data_args: DataArguments, split: str | None, file: str | None,
         if builder != "parquet" and not _has_content(path):
             raise ValueError(f"data file {file!r} holds no rows (it is empty)")
         readable = path if builder == "parquet" or _is_utf8(path) else _utf8_copy(path, data_args.cache_dir)
-        dataset = _generate(file, lambda: datasets.load_dataset(builder, data_files=str(readable), split="train",
-                                                                cache_dir=data_args.cache_dir), path)
+        dataset = _generate(f"data file {file!r}", lambda: datasets.load_dataset(
+            builder, data_files=str(readable), split="train", cache_dir=data_args.cache_dir), path)
         return resolve_image_paths(dataset, data_args.image_column, root, data_args.allow_outside_image_root)
     if data_args.dataset_name is None or split is None:
         return None
@@ -253,12 +253,12 @@ def load_split(data_args: DataArguments, split: str | None, file: str | None,
         # A local imagefolder: metadata.jsonl (file_name + caption fields) beside the images.
         if not any(source.rglob("metadata.*")):
             raise FileNotFoundError(f"{source} has no metadata.jsonl/csv: not a datasets imagefolder")
-        return _generate(str(source), lambda: datasets.load_dataset("imagefolder", data_dir=str(source), split=split,
-                                                                    cache_dir=data_args.cache_dir))
+        return _generate(f"dataset folder {str(source)!r}", lambda: datasets.load_dataset(
+            "imagefolder", data_dir=str(source), split=split, cache_dir=data_args.cache_dir))
     if data_args.dataset_name.startswith((".", "/", "~")):
         # Looks like a local path, not a hub id: say so rather than asking the Hub.
         raise FileNotFoundError(missing_path_message("dataset folder", data_args.dataset_name))
-    return _generate(data_args.dataset_name, lambda: datasets.load_dataset(
+    return _generate(f"dataset {data_args.dataset_name!r}", lambda: datasets.load_dataset(
         data_args.dataset_name, data_args.dataset_config_name, split=split, cache_dir=data_args.cache_dir))
 
 
@@ -276,7 +276,11 @@ def _generate(name: str, load, path: Path | None = None) -> datasets.Dataset:
         line = _first_bad_json_line(path) if path is not None and path.suffix.lower() == ".jsonl" else None
         where = f" line {line[0]} ({line[1]})" if line else ""
         raise ValueError(f"{name}{where}: cannot be read: {' '.join(str(cause).split())[:300]}") from error
-    except StopIteration:  # datasets' way of saying a data source has no rows
+    except StopIteration:  # datasets' way of saying a data source has no rows ...
+        raise ValueError(f"{name} holds no rows") from None
+    except ValueError as error:
+        if "corresponds to no data" not in str(error):  # ... or a split of none
+            raise
         raise ValueError(f"{name} holds no rows") from None
 
 
