@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CAPTIONS, load_recipe, make_rows, write_caption_jsonl
+from conftest import CAPTIONS, load_recipe, make_rows, random_image, write_caption_jsonl
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -252,6 +252,112 @@ def test_a_shard_of_mostly_bad_samples_stops_the_run_naming_it(tiny_models, tmp_
     # No schedule without max_steps: a stream has no length.
     with pytest.raises(ValueError, match="--streaming needs --max_steps"):
         run_read.main(args)
+
+
+# -- damaged shards and image paths --------------------------------------------------------
+
+
+def _damaged_tar(folder: Path, damage: str) -> Path:
+    """Two 4-sample tar shards; the second damaged at its fifth member (the third sample's image)."""
+    import tarfile
+
+    from read_trainer.data.shards import write_webdataset_shards
+
+    write_webdataset_shards(make_rows(8), str(folder), PER_SHARD, image_format="png")
+    shard = folder / "train-00001.tar"
+    with tarfile.open(shard) as tar:
+        member = tar.getmembers()[4]
+    data = bytearray(shard.read_bytes())
+    if damage == "truncated":
+        data = data[: member.offset_data + 100]  # inside the member's bytes
+    elif damage == "corrupt header":
+        data[member.offset + 3] ^= 0xFF  # its checksum no longer matches: tarfile stops there, silently
+    else:  # "zeroed header": reads as the end of the archive, with the rest of the shard after it
+        data[member.offset: member.offset + 512] = bytes(512)
+    shard.write_bytes(bytes(data))
+    return shard
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt header", "zeroed header"])
+def test_a_damaged_tar_shard_is_reported_by_name_and_counted(tmp_path, damage):
+    from read_trainer.data.stream_checks import InvalidShardError
+
+    shard = _damaged_tar(tmp_path / "shards", damage)
+    report = tmp_path / "invalid.jsonl"
+    stream = _stream(str(tmp_path / "shards"), seed=None, shuffle_buffer_size=0, report_file=str(report))
+    names = [row["row_id"] for row in stream]
+    # The whole first shard, and the damaged one up to the damage; nothing else, and no crash.
+    assert names == [f"train-00000.tar/{i:09d}" for i in range(4)] + [f"train-00001.tar/{i:09d}" for i in (4, 5)]
+    (entry,) = [json.loads(line) for line in report.read_text().splitlines()]
+    assert entry["shard"] == str(shard) and "the rest of it is skipped after 2 samples" in entry["problems"][0]
+    assert stream._state["bad"] == {str(shard): 1}  # one invalid entry of that shard, for max_invalid_fraction
+    # ... which stops the run when the fraction is exceeded, naming the shard.
+    strict = _stream(str(tmp_path / "shards"), seed=None, shuffle_buffer_size=0, report_file=None,
+                     max_invalid_fraction=0.2, min_samples=3)
+    with pytest.raises(InvalidShardError, match=r"shard \S*train-00001\.tar: 1 of the 3 samples read are invalid"):
+        list(strict)
+
+
+def test_truncated_parquet_and_jsonl_shards_are_reported_by_name(shards, tmp_path):
+    parquet = tmp_path / "parquet"
+    parquet.mkdir()
+    for name in sorted(os.listdir(shards["parquet"]))[:2]:
+        shutil.copy(Path(shards["parquet"]) / name, parquet / name)
+    cut = parquet / "train-00001.parquet"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # no footer: unreadable from the start
+    report = tmp_path / "parquet.jsonl"
+    rows = list(_stream(str(parquet), seed=None, shuffle_buffer_size=0, report_file=str(report)))
+    assert [row["row_id"] for row in rows] == [f"train-00000.parquet/{i:09d}" for i in range(PER_SHARD)]
+    (entry,) = [json.loads(line) for line in report.read_text().splitlines()]
+    assert entry["shard"] == str(cut) and "skipped after 0 samples" in entry["problems"][0]
+
+    jsonl = tmp_path / "jsonl"
+    jsonl.mkdir()
+    random_image(0).save(jsonl / "0.png")
+    lines = [json.dumps({"image": "0.png", "captions": [f"caption {i}"]}) for i in range(3)]
+    (jsonl / "part-0.jsonl").write_text("\n".join(lines) + "\n")
+    (jsonl / "part-1.jsonl").write_text("\n".join(lines)[:-20])  # the last line cut short
+    report = tmp_path / "jsonl-report.jsonl"
+    rows = list(_stream(str(jsonl), seed=None, shuffle_buffer_size=0, report_file=str(report)))
+    assert [row["row_id"] for row in rows] == [f"part-{s}.jsonl/{i}" for s, n in ((0, 3), (1, 2)) for i in range(n)]
+    (entry,) = [json.loads(line) for line in report.read_text().splitlines()]
+    assert entry["shard"] == str(jsonl / "part-1.jsonl") and entry["key"] == "2"
+    assert entry["problems"][0].startswith("line 3 is not a JSON object")
+
+
+def test_stream_image_paths_stay_in_the_shard_folder_and_a_remote_shard_names_no_local_file(tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    random_image(0).save(folder / "images" / "0.png")
+    secret = tmp_path / "secret.png"
+    random_image(1).save(secret)
+    paths = {"k0": "images/0.png", "k1": "../secret.png", "k2": str(secret), "k3": str(folder / "images" / "0.png")}
+    (folder / "part.jsonl").write_text("".join(json.dumps({"__key__": k, "image": p, "captions": ["a cat"]}) + "\n"
+                                               for k, p in paths.items()))
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **kw: opened.append(str(fp)) or real_open(fp, *a, **kw))
+
+    def read(spec, **options):
+        report = tmp_path / f"report-{len(opened)}-{options}.jsonl"
+        rows = list(_stream(spec, seed=None, shuffle_buffer_size=0, report_file=str(report), **options))
+        problems = {r["key"]: r["problems"][0] for r in map(json.loads, report.read_text().splitlines())} \
+            if report.exists() else {}
+        return sorted(row["row_id"].split("/")[-1] for row in rows), problems
+
+    kept, problems = read(str(folder / "part.jsonl"))
+    assert kept == ["k0", "k3"] and sorted(problems) == ["k1", "k2"]
+    assert problems["k1"].startswith(f"image does not decode: row 'k1': image path outside the data folder: "
+                                     f"'../secret.png' is outside {folder}")
+    assert str(secret) not in opened
+    kept, problems = read(str(folder / "part.jsonl"), allow_outside_image_root=True)
+    assert kept == ["k0", "k1", "k2", "k3"] and str(secret) in opened
+    # A remote shard (any URL; file:// here) never opens a local path, whatever the flag.
+    opened.clear()
+    kept, problems = read("file://" + str(folder / "part.jsonl"), allow_outside_image_root=True)
+    assert kept == [] and all("image path in a remote shard" in p for p in problems.values()) and opened == []
 
 
 # -- SIGKILL and resume --------------------------------------------------------------------
