@@ -10,7 +10,7 @@ difference is in getting rows to it:
 * map-style: a ``save_to_disk`` dataset with embedded JPEG bytes (what run_read.py trains on
   after its up-front scan), a shuffling ``DataLoader``, images decoded by ``datasets``;
 * streaming: webdataset shards written by ``recipes/make_shards.py``'s writer, read by
-  ``datasets``' webdataset builder, checked, block-shuffled and decoded by
+  ``read_trainer.data.shard_reading``, checked, block-shuffled and decoded by
   ``ValidatedStream``, batched by ``StreamLoader`` (torchdata's StatefulDataLoader).
 
 Reported per loader and worker count: samples/s over one pass (worker start-up included),

@@ -1,4 +1,4 @@
-"""Streaming training data (``--streaming``): shards written here, read by datasets' builders.
+"""Streaming training data (``--streaming``): shards written here, read shard by shard (shard_reading.py).
 
 * the webdataset and parquet shards that ``read_trainer.data.shards`` writes stream back as
   the rows that went in (images decoded, paraphrases looked up per caption), each row once
@@ -11,7 +11,10 @@
   uninterrupted run trained on after that step, reads none of those before it again, and
   ends with the same weights (1e-6);
 * a corrupt image and a missing caption are skipped and reported with shard and key while
-  every other sample trains; a shard of mostly bad samples stops the run, naming it.
+  every other sample trains; a shard of mostly bad samples stops the run, naming it;
+* a damaged shard (truncated tar, parquet or JSONL, a corrupt or zeroed tar header) is one
+  reported entry naming it, counted against max_invalid_fraction; image paths stay in the
+  shard's folder, and a remote shard opens no local file.
 """
 
 from __future__ import annotations
