@@ -18,6 +18,8 @@ from typing import Sequence
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from .paths import missing_path_message
+
 
 class UsageError(Exception):
     """A mistake in the user's flags, files or data, stated in one line; no traceback is useful."""
@@ -27,38 +29,6 @@ class FlagError(UsageError):
     """A flag argparse cannot read (unknown, misspelt, a value of the wrong type): --help, not a traceback, helps."""
 
 
-# -- paths -------------------------------------------------------------------------------
-
-
-def _checkout_folders() -> list[Path]:
-    """Folders a relative path in the docs is meant from: the checkout's root and the running recipe's folder."""
-    folders = [Path(__file__).resolve().parents[1]]
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script is not None and script.is_file():
-        folders.append(script.resolve().parent)
-    return list(dict.fromkeys(folders))
-
-
-def relative_path_hint(path: str) -> str:
-    """For a relative ``path`` that does not exist: where it was looked for, and where it does exist.
-
-    Empty for an absolute path. A README command run from another folder than the checkout
-    is the usual cause, so the checkout is searched too (and named when the path is there).
-    """
-    if not path or Path(path).expanduser().is_absolute() or "://" in path:
-        return ""
-    cwd = Path.cwd()
-    hint = f"relative to the current directory {cwd}"
-    for folder in _checkout_folders():
-        if folder != cwd and (folder / path).exists():
-            return f"{hint}; {folder / path} exists: pass that path or run from {folder}"
-    return hint
-
-
-def missing_path_message(what: str, path: str) -> str:
-    """``<what> '<path>' does not exist`` plus, for a relative path, :func:`relative_path_hint`."""
-    hint = relative_path_hint(path)
-    return f"{what} {path!r} does not exist" + (f" ({hint})" if hint else "")
 
 
 # -- parsing -----------------------------------------------------------------------------

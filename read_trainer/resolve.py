@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import UsageError, missing_path_message, relative_path_hint
+from .cli import UsageError
+from .paths import missing_path_message, relative_path_hint
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from transformers import CLIPModel
 
-from read_trainer.cli import ArgumentParser, UsageError, missing_path_message, one_line, run_recipe
+from read_trainer.cli import ArgumentParser, UsageError, one_line, run_recipe
 from read_trainer.hub import build_model_card, read_training_args, upload_folder
 from read_trainer.nonfinite import assert_finite_folder
+from read_trainer.paths import missing_path_message
 
 
 def main(argv=None):

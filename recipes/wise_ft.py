@@ -18,7 +18,8 @@ from pathlib import Path
 
 from transformers import CLIPModel, CLIPProcessor
 
-from read_trainer.cli import ArgumentParser, missing_path_message, run_recipe
+from read_trainer.cli import ArgumentParser, run_recipe
+from read_trainer.paths import missing_path_message
 from read_trainer.resolve import resolve_id
 from read_trainer.wise import wise_ft
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import datasets
 
-from ..cli import missing_path_message
+from ..paths import missing_path_message
 from .rows import refused_image_path
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import datasets
 import fsspec
 from datasets.distributed import split_dataset_by_node
 
-from ..cli import missing_path_message
+from ..paths import missing_path_message
 from .loading import DataArguments, load_split, to_read_schema
 from .paraphrases import load_paraphrase_file
 from .shard_reading import shard_rows
