@@ -258,8 +258,8 @@ class ReadConfig(TrainingArguments):
 # learning rate), after the data scan and the model load: refused when the flags are read.
 AT_LEAST_ONE = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
                 "max_target_length", "lora_r")
-FINITE_NOT_NEGATIVE = ("learning_rate", "weight_decay", "warmup_steps", "max_grad_norm", "reconstruction_weight",
-                       "alignment_weight", "lora_dropout")
+FINITE_NOT_NEGATIVE = ("learning_rate", "weight_decay", "warmup_steps", "reconstruction_weight", "alignment_weight",
+                       "lora_dropout")
 
 
 def check_values(config) -> None:
