@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import difflib
 import os
+import re
 import sys
 import types
 import typing
@@ -132,8 +133,9 @@ class RecipeArgumentParser(HfArgumentParser):
                 action.help = argparse.SUPPRESS
 
     def error(self, message: str):
-        # argparse would print the whole usage (hundreds of lines) before the one that matters.
-        raise FlagError(message)
+        # argparse would print the whole usage (hundreds of lines) before the one that matters,
+        # and name each option with its --dashed-alias ("argument --learning_rate/--learning-rate").
+        raise FlagError(re.sub(r"(--\w+)/--[\w-]+", r"\1", message))
 
 
 def _unknown_flags_message(parser: argparse.ArgumentParser, remaining: list[str]) -> str:

@@ -95,11 +95,11 @@ def _bad_jsonl(tmp):
 
 REFUSALS = [
     Refusal("a word for a number", run_read, _with("--learning_rate", "fast"),
-            ["argument --learning_rate", "invalid float value: 'fast'", "see --help"]),
+            ["argument --learning_rate: invalid float value: 'fast'", "see --help"]),
     Refusal("a misspelt flag", run_read, lambda args, tmp: [*args, "--learning_rat", "1e-5"],
             ["unknown option", "--learning_rat (did you mean --learning_rate?)"]),
     Refusal("a choice that is not one", run_read, _with("--hard_negatives", "some"),
-            ["argument --hard_negatives", "invalid choice: 'some'", "'generate'"]),
+            ["argument --hard_negatives: invalid choice: 'some'", "'generate'"]),
     Refusal("a batch of no rows", run_read, _with("--per_device_train_batch_size", "0"),
             ["--per_device_train_batch_size must be at least 1, got 0"]),
     Refusal("a NaN learning rate", run_read, _with("--learning_rate", "nan"),
@@ -124,7 +124,8 @@ REFUSALS = [
             ["empty.jsonl' holds no rows"], before_loading=False,
             setup=lambda tmp: (tmp / "empty.jsonl").write_text("\n")),
     Refusal("a JSONL line that is not JSON", run_read, _replace("--train_file", lambda tmp: str(tmp / "bad.jsonl")),
-            ["bad.jsonl' line 2 (not valid JSON", "cannot be read"], before_loading=False, setup=_bad_jsonl),
+            ["bad.jsonl' line 2 is not valid JSON (Unterminated string", "fix or remove that line"],
+            before_loading=False, setup=_bad_jsonl),
     Refusal("a missing --image_root", run_read, lambda args, tmp: [*args, "--image_root", str(tmp / "pics")],
             ["--image_root '", "pics' does not exist"]),
     Refusal("a missing --paraphrase_file", run_read,
@@ -144,7 +145,7 @@ REFUSALS = [
                                "--alpha", "0.5"], ["--finetuned folder", "tuned' does not exist"]),
     Refusal("make_shards.py of a missing file", make_shards,
             lambda args, tmp: ["--train_file", str(tmp / "rows.jsonl"), "--output", str(tmp / "shards")],
-            ["data file", "rows.jsonl' does not exist"]),
+            ["--train_file '", "rows.jsonl' does not exist"]),
     Refusal("run_evaluation.py with a misspelt flag", run_evaluation, lambda args, tmp: ["--benchmark", "x"],
             ["unknown option(s)", "--benchmark (did you mean --benchmarks?)"]),
 ]

@@ -272,10 +272,11 @@ def _generate(name: str, load, path: Path | None = None) -> datasets.Dataset:
     try:
         return load()
     except datasets.exceptions.DatasetGenerationError as error:
-        cause = error.__cause__ or error.__context__ or error
         line = _first_bad_json_line(path) if path is not None and path.suffix.lower() == ".jsonl" else None
-        where = f" line {line[0]} ({line[1]})" if line else ""
-        raise ValueError(f"{name}{where}: cannot be read: {' '.join(str(cause).split())[:300]}") from error
+        if line is not None:
+            raise ValueError(f"{name} line {line[0]} is {line[1]}: fix or remove that line") from error
+        cause = error.__cause__ or error.__context__ or error
+        raise ValueError(f"{name} cannot be read: {' '.join(str(cause).split())[:300]}") from error
     except StopIteration:  # datasets' way of saying a data source has no rows ...
         raise ValueError(f"{name} holds no rows") from None
     except ValueError as error:
@@ -293,7 +294,7 @@ def _first_bad_json_line(path: Path) -> tuple[int, str] | None:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
-                return number, f"not valid JSON: {err.msg} at column {err.colno}"
+                return number, f"not valid JSON ({err.msg}, column {err.colno})"
             if not isinstance(value, dict):
                 return number, f"a JSON {type(value).__name__}, not an object"
     return None
@@ -376,6 +377,7 @@ def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, data
     """Load the train (and optional eval) split in READ's row schema."""
     if data_args.dataset_name is None and data_args.train_file is None:
         raise ValueError("no training data: pass --dataset_name or --train_file")
+    check_data_paths(data_args)
     train = load_split(data_args, data_args.train_split, data_args.train_file, data_args.karpathy_splits)
     if len(train) == 0:
         raise ValueError(f"the training data ({data_args.train_file or data_args.dataset_name}) holds no rows")
