@@ -147,13 +147,17 @@ def seal_checkpoint(folder: str, record: dict, run_id: str) -> None:
 
 
 def read_json(path: str) -> dict:
-    """A JSON file, or a ``ResumeError`` naming it when it is cut or corrupt."""
+    """A JSON object from a file, or a ``ResumeError`` naming it when it is cut or corrupt."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as error:
-        raise ResumeError(f"{path} is not valid JSON ({error}); the checkpoint was cut while being written: "
-                          "resume from an earlier one") from None
+            value = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ResumeError(f"{path} is not valid JSON ({error}); the checkpoint was cut while being written "
+                          "or damaged since: resume from an earlier one") from None
+    if not isinstance(value, dict):
+        raise ResumeError(f"{path} holds a JSON {type(value).__name__}, not the object it was saved as: "
+                          "resume from an earlier checkpoint")
+    return value
 
 
 def check_record(folder: str, record: dict, *, ignore_mismatch: bool) -> None:

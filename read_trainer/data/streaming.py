@@ -158,23 +158,26 @@ def open_source(data_args: DataArguments, seed: int | None = None,
 
 
 def shard_list_fingerprint(data_args: DataArguments, shards: list[str] | None) -> str:
-    """A fingerprint of the stream's shard list: each shard's name and, for a local file, its size.
+    """A fingerprint of the stream's shard list: each shard's file name and size, in order.
 
     What a resume compares, as a map-style dataset's rows: shards added, removed, renamed or
-    rewritten to another size are other data. Remote shards are compared by name only (their
-    sizes would cost a request each). A hub dataset streamed whole is named by id, config and split.
+    rewritten to another size are other data; the same shards in another folder are not.
+    Remote shards are named by their URL, without a size (that would cost a request each).
+    A hub dataset streamed whole is named by id, config and split.
     """
     if shards is None:
         listed = [[data_args.dataset_name, data_args.dataset_config_name, data_args.train_split]]
     else:
-        listed = [[shard, _local_size(shard)] for shard in shards]
+        listed = [_name_and_size(shard) for shard in shards]
     digest = hashlib.blake2b(json.dumps(listed).encode(), digest_size=16).hexdigest()
     return SHARDS_PREFIX + digest
 
 
-def _local_size(shard: str) -> int | None:
+def _name_and_size(shard: str) -> list:
     path = shard[len("file://"):] if shard.startswith("file://") else shard
-    return os.path.getsize(path) if "://" not in path and os.path.isfile(path) else None
+    if "://" in path or not os.path.isfile(path):
+        return [shard, None]
+    return [os.path.basename(path), os.path.getsize(path)]
 
 
 def _named_by_dataset(row: dict, index: int, name: str) -> dict:
