@@ -118,20 +118,30 @@ def test_a_pickle_payload_in_any_checkpoint_file_is_refused_in_one_line_and_neve
     trainer = (_stream_trainer(tiny_models, out, shards, max_steps=3) if kind == "stream"
                else _map_trainer(tiny_models, out, max_steps=3))
     marker = tmp_path / "ran"
+    wrong = []
     for name in names:
         checkpoint = tmp_path / f"planted-{name.replace('/', '_')}"
         shutil.copytree(source, checkpoint)
         torch.save({"state": Payload(str(marker))}, checkpoint / name)
         if name != RUN_RECORD_NAME:
             _reseal(checkpoint)
-        with pytest.raises(ResumeError) as refused:
+        try:
             trainer.train(resume_from_checkpoint=str(checkpoint))
-        message = str(refused.value)
-        assert not marker.exists(), f"the payload planted in {name} ran"
-        assert name in message and "\n" not in message, (name, message)
-        assert trainer.state.global_step == 0
+            outcome = "resumed"
+        except ResumeError as refused:
+            message = str(refused)
+            outcome = None if name in message and "\n" not in message else f"refused without naming it: {message}"
+        except Exception as error:  # noqa: BLE001 - any other failure is a wrong outcome, recorded
+            outcome = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+        if marker.exists():
+            outcome = "THE PAYLOAD RAN"
+            marker.unlink()
+        if outcome is not None:
+            wrong.append(f"{name}: {outcome}")
         shutil.rmtree(checkpoint)
-    release_output_dir(str(out))
+        release_output_dir(str(out))
+    assert not wrong, "\n".join(wrong)
+    assert trainer.state.global_step == 0
 
 
 def test_the_stream_position_loads_as_data_only(tmp_path):
@@ -223,16 +233,16 @@ def test_overwrite_starts_a_new_run_whose_resume_never_takes_the_earlier_runs_ch
     second = _map_trainer(tiny_models, out, max_steps=2, save_steps=2, overwrite_output_dir=True)
     second.train()
     release_output_dir(str(out))
-    assert (f"overwrite_output_dir: removed the earlier run's 3 checkpoint(s) from {out} before the first save "
-            "(checkpoint-2, checkpoint-4, checkpoint-6)") in caplog.text
-    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
-    assert read_json(str(out / "checkpoint-2" / RUN_RECORD_NAME))["run_id"] == second.run_id != first.run_id
 
     resumed = _map_trainer(tiny_models, out, max_steps=3, save_steps=2)
     resumed.train(resume_from_checkpoint="last")
-    assert f"resuming from {out / 'checkpoint-2'}" in caplog.text
-    assert resumed.state.global_step == 3 and resumed.run_id == second.run_id
+    # The second run's checkpoint-2, not the first run's checkpoint-6: one more step, on its history.
+    assert resumed.state.global_step == 3
     assert [e["step"] for e in resumed.state.log_history if "loss" in e] == [1, 2, 3]
+    assert f"resuming from {out / 'checkpoint-2'}" in caplog.text and resumed.run_id == second.run_id != first.run_id
+    assert (f"overwrite_output_dir: removed the earlier run's 3 checkpoint(s) from {out} before the first save "
+            "(checkpoint-2, checkpoint-4, checkpoint-6)") in caplog.text
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
     release_output_dir(str(out))
 
 
