@@ -107,13 +107,16 @@ def unsafe_file_problem(folder: str) -> str | None:
     """The first pickle-format file under ``folder`` that does not load as plain data, and why.
 
     Loaded with ``mmap`` (tensors are mapped, not read), so this costs little even for a
-    large optimizer state. A pickle that is not a torch archive cannot be memory-mapped and
-    is refused too: nothing here, nor later, unpickles it.
+    large optimizer state. A plain pickle (not a torch archive) is refused unread.
     """
     for name in checkpoint_files(folder):
         path = os.path.join(folder, name)
         if not looks_pickled(path):
             continue
+        with open(path, "rb") as f:
+            if not f.read(4).startswith(ZIP_MAGIC):
+                return (f"{name} is a plain pickle, not a torch.save archive: it cannot be read without unpickling "
+                        "it, which can run code (FSDP's SHARDED_STATE_DICT writes one: use FULL_STATE_DICT)")
         try:
             _load_plain(path)
         except Exception as error:  # noqa: BLE001 - any failure to load as plain data is a refusal

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from conftest import make_rows
 
 from read_trainer.config import ReadConfig
 from read_trainer.output_dir import release_output_dir
-from read_trainer.run_record import RUN_RECORD_NAME, ResumeError, read_json
+from read_trainer.run_record import RUN_RECORD_NAME, ResumeError, checkpoint_problem, read_json
 from read_trainer.trainer import ReadTrainer
 
 
@@ -112,17 +113,22 @@ def test_a_pickle_payload_in_any_checkpoint_file_is_refused_in_one_line_and_neve
     expected = {"model.safetensors", "read_head.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
                 "trainer_state.json", RUN_RECORD_NAME} | ({"stream_state_0.pt"} if kind == "stream" else set())
     assert expected <= set(names), names
-    # Files Trainer or a loader would read if a checkpoint had them (fp16 scaler, pickled arguments).
-    names += ["scaler.pt", "training_args.bin"]
+    # Files Trainer or a loader would read if a checkpoint had them (fp16 scaler, pickled arguments,
+    # FSDP's sharded optimizer metadata, a plain pickle), each as torch.save writes it; then two as
+    # a plain pickle stream, which no torch.load reads without unpickling.
+    planted = [(name, "torch") for name in names + ["scaler.pt", "training_args.bin", "optimizer_0/.metadata"]]
+    planted += [("optimizer.pt", "pickle"), ("optimizer_0/.metadata", "pickle")]
     out = tmp_path / "out"
     trainer = (_stream_trainer(tiny_models, out, shards, max_steps=3) if kind == "stream"
                else _map_trainer(tiny_models, out, max_steps=3))
     marker = tmp_path / "ran"
     wrong = []
-    for name in names:
+    for name, how in planted:
         checkpoint = tmp_path / f"planted-{name.replace('/', '_')}"
         shutil.copytree(source, checkpoint)
-        torch.save({"state": Payload(str(marker))}, checkpoint / name)
+        (checkpoint / name).parent.mkdir(exist_ok=True)
+        with open(checkpoint / name, "wb") as f:
+            (torch.save if how == "torch" else pickle.dump)({"state": Payload(str(marker))}, f)
         if name != RUN_RECORD_NAME:
             _reseal(checkpoint)
         try:
@@ -137,7 +143,7 @@ def test_a_pickle_payload_in_any_checkpoint_file_is_refused_in_one_line_and_neve
             outcome = "THE PAYLOAD RAN"
             marker.unlink()
         if outcome is not None:
-            wrong.append(f"{name}: {outcome}")
+            wrong.append(f"{name} ({how}): {outcome}")
         shutil.rmtree(checkpoint)
         release_output_dir(str(out))
     assert not wrong, "\n".join(wrong)
@@ -203,19 +209,19 @@ def test_a_damaged_checkpoint_is_skipped_naming_the_file_for_the_previous_comple
     shutil.copytree(runs["map"], out)
     damage(out / "checkpoint-2" / name)
 
-    named = _map_trainer(tiny_models, out, max_steps=3)
+    trainer = _map_trainer(tiny_models, out)
     with pytest.raises(ResumeError, match=rf"cannot resume \S+checkpoint-2: {reason}.*resume from an earlier"):
-        named.train(resume_from_checkpoint=str(out / "checkpoint-2"))
+        trainer.train(resume_from_checkpoint=str(out / "checkpoint-2"))
 
     caplog.set_level(logging.WARNING)
-    trainer = _map_trainer(tiny_models, out, max_steps=3)
     trainer.train(resume_from_checkpoint="last")
     assert any(r.getMessage().startswith(f"skipping damaged checkpoint {out / 'checkpoint-2'}: ")
                and len(r.getMessage().splitlines()) == 1 for r in caplog.records), caplog.text
     assert f"resuming from {out / 'checkpoint-1'}" in caplog.text
-    # Steps 2 and 3 trained again from checkpoint-1's state: the history goes on from step 1.
-    assert trainer.state.global_step == 3
-    assert [e["step"] for e in trainer.state.log_history if "loss" in e] == [1, 2, 3]
+    # Step 2 trained again from checkpoint-1's state, and saved over the damaged checkpoint.
+    assert trainer.state.global_step == 2
+    assert [e["step"] for e in trainer.state.log_history if "loss" in e] == [1, 2]
+    assert checkpoint_problem(str(out / "checkpoint-2"), needs_head=True) is None
     release_output_dir(str(out))
 
 
@@ -224,10 +230,10 @@ def test_a_damaged_checkpoint_is_skipped_naming_the_file_for_the_previous_comple
 def test_overwrite_starts_a_new_run_whose_resume_never_takes_the_earlier_runs_checkpoint(
         tiny_models, tmp_path, caplog):
     out = tmp_path / "out"
-    first = _map_trainer(tiny_models, out, max_steps=6, save_steps=2)
+    first = _map_trainer(tiny_models, out, max_steps=4, save_steps=2)
     first.train()
     release_output_dir(str(out))
-    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
 
     caplog.set_level(logging.WARNING)
     second = _map_trainer(tiny_models, out, max_steps=2, save_steps=2, overwrite_output_dir=True)
@@ -236,12 +242,12 @@ def test_overwrite_starts_a_new_run_whose_resume_never_takes_the_earlier_runs_ch
 
     resumed = _map_trainer(tiny_models, out, max_steps=3, save_steps=2)
     resumed.train(resume_from_checkpoint="last")
-    # The second run's checkpoint-2, not the first run's checkpoint-6: one more step, on its history.
+    # The second run's checkpoint-2, not the first run's checkpoint-4: one more step, on its history.
     assert resumed.state.global_step == 3
     assert [e["step"] for e in resumed.state.log_history if "loss" in e] == [1, 2, 3]
     assert f"resuming from {out / 'checkpoint-2'}" in caplog.text and resumed.run_id == second.run_id != first.run_id
-    assert (f"overwrite_output_dir: removed the earlier run's 3 checkpoint(s) from {out} before the first save "
-            "(checkpoint-2, checkpoint-4, checkpoint-6)") in caplog.text
+    assert (f"overwrite_output_dir: removed the earlier run's 2 checkpoint(s) from {out} before the first save "
+            "(checkpoint-2, checkpoint-4)") in caplog.text
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
     release_output_dir(str(out))
 
@@ -265,27 +271,26 @@ class Killed(BaseException):
 
 
 def test_a_save_cut_short_in_a_folder_of_the_same_name_is_never_taken_for_complete(
-        tiny_models, tmp_path, monkeypatch):
+        tiny_models, runs, tmp_path, monkeypatch):
     from transformers import Trainer
 
     out = tmp_path / "out"
-    _map_trainer(tiny_models, out, max_steps=6, save_steps=2).train()
-    release_output_dir(str(out))
+    shutil.copytree(runs["map"], out)  # the earlier run: checkpoint-1 and checkpoint-2
 
-    # The new run is killed while it writes checkpoint-2, after its weights, before its optimizer.
+    # The new run is killed while it writes checkpoint-1, after its weights, before its optimizer.
     def killed(self, output_dir):
         raise Killed()
 
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", killed)
     with pytest.raises(Killed):
-        _map_trainer(tiny_models, out, max_steps=2, save_steps=2, overwrite_output_dir=True).train()
+        _map_trainer(tiny_models, out, max_steps=1, overwrite_output_dir=True).train()
     monkeypatch.undo()
     release_output_dir(str(out))
-    # The new run's weights are there, the earlier run's optimizer and state are not.
-    assert (out / "checkpoint-2" / "model.safetensors").is_file()
-    assert not (out / "checkpoint-2" / "optimizer.pt").exists() and not (out / "checkpoint-6").exists()
+    # The new run's weights are there; neither the earlier run's optimizer and state nor its checkpoint-2.
+    assert (out / "checkpoint-1" / "model.safetensors").is_file()
+    assert not (out / "checkpoint-1" / "optimizer.pt").exists() and not (out / "checkpoint-2").exists()
     with pytest.raises(ResumeError, match=r"no complete checkpoint of this run in"):
-        _map_trainer(tiny_models, out, max_steps=3).train(resume_from_checkpoint="last")
+        _map_trainer(tiny_models, out).train(resume_from_checkpoint="last")
     release_output_dir(str(out))
 
 
