@@ -225,6 +225,14 @@ def test_a_damaged_checkpoint_is_skipped_naming_the_file_for_the_previous_comple
     release_output_dir(str(out))
 
 
+def test_save_total_limit_still_rotates_and_keeps_sealed_checkpoints(tiny_models, tmp_path):
+    out = tmp_path / "run"
+    _map_trainer(tiny_models, out, max_steps=3, save_total_limit=2).train()
+    release_output_dir(str(out))
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    assert all(checkpoint_problem(str(out / n), needs_head=True) is None for n in ("checkpoint-2", "checkpoint-3"))
+
+
 # -- one run per folder -------------------------------------------------------------------------
 
 def test_overwrite_starts_a_new_run_whose_resume_never_takes_the_earlier_runs_checkpoint(
