@@ -10,7 +10,9 @@ A checkpoint folder holds what Trainer writes (optimizer, scheduler, RNG and
   and never published: ``text_to_decoder.weight`` (the projection into the frozen T5
   decoder) and, with LoRA, the adapters under ``adapter.<peft key>``;
 * :data:`TRAINING_ARGS_NAME`: the training arguments as JSON (hub tokens redacted),
-  instead of Trainer's pickled ``training_args.bin``.
+  instead of Trainer's pickled ``training_args.bin``;
+* ``read_run.json``, written last (run_record.py): the run it belongs to, what it was trained
+  with and every other file's size and SHA-256.
 
 The frozen decoder is never saved: it comes from its own checkpoint, unchanged by
 training. Loading is strict in both layouts (plain and FSDP2-sharded): a resume that

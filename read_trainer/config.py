@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .preemption import parse_signals
+
 RECONSTRUCTION_TARGETS = ("random_caption", "anchor")
 
 
@@ -164,7 +166,7 @@ class ReadConfig(TrainingArguments):
                   "fine-tuned model; lower values trade compositional gains for zero-shot retention."},
     )
 
-    # Safety: what happens on divergence, in a used output folder and on resume (README "Safety").
+    # Safety: what happens on divergence, in a used output folder, on preemption and on resume (README "Safety").
     nonfinite: str = field(
         default="stop",
         metadata={"help": "On a non-finite loss or gradient: 'stop' raises, naming the step, the loss components "
@@ -173,12 +175,20 @@ class ReadConfig(TrainingArguments):
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Allow training into a non-empty output_dir without resuming (its files are replaced)."},
+        metadata={"help": "Start a new run in a non-empty output_dir: the earlier run's checkpoint-* folders are "
+                  "removed before the first save (the log names them); its export is replaced by this run's."},
     )
     resume_ignore_mismatch: bool = field(
         default=False,
         metadata={"help": "Resume even if the checkpoint was trained with other settings, base weights or data "
                   "(a LoRA checkpoint onto another base is refused regardless)."},
+    )
+    preemption_signals: str = field(
+        default="SIGTERM",
+        metadata={"help": "Signals that preempt the run (comma-separated, e.g. SIGTERM,SIGUSR1; SLURM sends SIGUSR1 "
+                  "ahead of the end with --signal=USR1@120): at the end of the optimizer step under way a checkpoint "
+                  "is saved and the run exits with status 75, without exporting; resume it with "
+                  "--resume_from_checkpoint last. 'none' leaves every signal's default (SIGTERM kills at once)."},
     )
     resume_weights_only: bool = field(
         default=False,
@@ -219,6 +229,7 @@ class ReadConfig(TrainingArguments):
                 "each micro-batch's contrastive and alignment losses see only that micro-batch. For the exact "
                 "large batch, raise per_device_train_batch_size and set embedding_chunk_size instead.",
                 UserWarning, stacklevel=3)
+        parse_signals(self.preemption_signals)  # an unknown name fails here, not at the first signal
         if self.nonfinite not in ("stop", "skip"):
             raise ValueError(f"nonfinite must be 'stop' or 'skip', got {self.nonfinite!r}")
         if self.fp16 and (self.use_cpu or not _has_fp16_device()):

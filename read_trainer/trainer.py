@@ -11,6 +11,7 @@ a plain ``CLIPModel`` + processor.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections import defaultdict
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 import torch
 from huggingface_hub import HfApi
 from transformers import AutoTokenizer, CLIPModel, CLIPProcessor, Trainer, TrainerCallback, set_seed
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from . import losses
 from .checkpoint import (
@@ -39,10 +40,24 @@ from .data.validation import check_dataset
 from .modeling import ReadModel
 from .nonfinite import NonFiniteGuard, assert_finite
 from .output_dir import claim_output_dir, staged_export
+from .preemption import PREEMPTED_EXIT_CODE, Preempted, PreemptionCallback, parse_signals
 from .publish_files import redact_local_paths
-from .run_record import build_record, check_record, data_fingerprint, resolve_resume, weights_hash, write_record
+from .run_record import (
+    begin_run,
+    build_record,
+    check_record,
+    checkpoint_run_id,
+    clear_for_save,
+    data_fingerprint,
+    new_run_id,
+    resolve_resume,
+    seal_checkpoint,
+    weights_hash,
+)
 from .stream_resume import StreamResumeMixin
 from .wise import wise_ft
+
+logger = logging.getLogger(__name__)
 
 
 class _CollatorEpoch(TrainerCallback):
@@ -152,6 +167,8 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         # fp16's GradScaler skips overflowing steps itself; the guard then watches the loss only.
         self._nonfinite = NonFiniteGuard(args.nonfinite, check_gradients=not args.fp16)
         callbacks.append(self._nonfinite)
+        self._preemption = PreemptionCallback(parse_signals(args.preemption_signals))
+        callbacks.append(self._preemption)
         if isinstance(data_collator, ReadCollator):
             callbacks.append(_CollatorEpoch(data_collator))
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
@@ -171,11 +188,15 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         # Dataset names for the model card (set by the recipe; hub ids only are linked).
         self.card_datasets: list[str] = []
         self.run_record = run_record
+        self.run_id: str | None = None  # set by train(): the run this trainer's checkpoints belong to
+        self._resumed_from: str | None = None
 
     # -- training ------------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
         """``Trainer.train`` in a claimed output folder; ``True``/``"last"`` resume the newest
-        complete checkpoint, and any resume is refused when the checkpoint was trained differently."""
+        complete checkpoint of the folder's run, and any resume is refused when the checkpoint was
+        trained differently, is damaged or holds a pickle that could run code. A preemption signal
+        (``preemption_signals``) saves a checkpoint at the next step end and raises ``Preempted``."""
         args: ReadConfig = self.args
         folder = resolve_resume(resume_from_checkpoint, args.output_dir, weights_only=args.resume_weights_only,
                                 needs_head=self._read_model().text_to_decoder is not None)
@@ -183,7 +204,40 @@ class ReadTrainer(StreamResumeMixin, Trainer):
                          is_main_process=args.process_index == 0)
         if folder is not None:
             check_record(folder, self.run_record, ignore_mismatch=args.resume_ignore_mismatch)
-        return super().train(resume_from_checkpoint=folder, trial=trial, **kwargs)
+        # A resume continues its checkpoint's run; anything else is a new run, with one id on every process.
+        self.run_id = (checkpoint_run_id(folder) if folder is not None else None) or self._new_shared_run_id()
+        self._resumed_from = folder
+        if args.should_save:
+            begin_run(args.output_dir, self.run_record, self.run_id, new_run=folder is None,
+                      overwrite=args.overwrite_output_dir)
+        self._preemption.install()
+        try:
+            result = super().train(resume_from_checkpoint=folder, trial=trial, **kwargs)
+        finally:
+            self._preemption.uninstall()
+        if self._preemption.stopped_at is not None:
+            self._stop_preempted()
+        return result
+
+    def _new_shared_run_id(self) -> str:
+        run_id = [new_run_id()]
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(run_id, from_process=0)
+        return run_id[0]
+
+    def _stop_preempted(self) -> None:
+        step = self._preemption.stopped_at
+        checkpoint = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{step}")
+        message = (f"preempted by {self._preemption.received}: saved {checkpoint} at step {step} and stopped "
+                   f"without exporting (exit status {PREEMPTED_EXIT_CODE}); continue with "
+                   "--resume_from_checkpoint last")
+        if self.is_world_process_zero():
+            logger.warning(message)
+        if self.accelerator.num_processes > 1:
+            self.accelerator.end_training()  # leave the process group before the interpreter exits
+        raise Preempted(message)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         row_ids = inputs.pop("row_ids", None)  # for error messages; the model does not take them
@@ -349,23 +403,34 @@ class ReadTrainer(StreamResumeMixin, Trainer):
             json.dump(redact_local_paths(json.loads(self.args.to_json_string())), f, indent=2, sort_keys=True)
 
     def _save_checkpoint(self, model, trial):
-        # The projection goes in first: Trainer writes trainer_state.json last, so a
-        # checkpoint that has it is complete even if the process dies right after.
-        # Under FSDP2 it is sharded: every process helps assemble it, the main one writes.
-        head = {name: _full(value) for name, value in self._read_model().head_state_dict().items()}
         # A diverged model is not saved: save_total_limit would otherwise rotate good checkpoints out.
+        # Under FSDP2 the head is sharded: every process helps assemble it, the main one writes.
+        head = {name: _full(value) for name, value in self._read_model().head_state_dict().items()}
         trained = ((n, p) for n, p in self._read_model().named_parameters() if p.requires_grad)
         assert_finite(trained, f"save checkpoint-{self.state.global_step}")
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            clear_for_save(folder, self._resumed_from)
+        self.accelerator.wait_for_everyone()  # cleared before any process writes its files into it
+        if self.args.should_save:
             os.makedirs(folder, exist_ok=True)
-            write_record(folder, self.run_record)
             write_head(head, os.path.join(folder, HEAD_WEIGHTS_NAME))
+        # Trainer rotates old checkpoints out at the end of its save: here that waits until this
+        # one is sealed, so a kill in between never leaves fewer complete checkpoints than asked for.
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
         self._saving_checkpoint = True
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self._saving_checkpoint = False
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # every process's RNG and stream state is written
+        if self.args.should_save:
+            # Written last, with every file's size and hash: the checkpoint is complete from here on.
+            seal_checkpoint(folder, self.run_record, self.run_id or new_run_id())
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     # -- publishing ----------------------------------------------------------------------
     def create_model_card(self, model_name: str | None = None, dataset_name: str | list[str] | None = None,

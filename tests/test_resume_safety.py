@@ -70,6 +70,7 @@ def test_true_from_the_command_line_takes_the_newest_complete_checkpoint_and_say
     assert f"skipping incomplete checkpoint {run_copy / 'checkpoint-3'}" in caplog.text
     assert f"resuming from {run_copy / 'checkpoint-2'}" in caplog.text
     assert "is the end of a finished run (step 2 of 2)" in caplog.text
+    assert "with max_steps 3 (it was trained with 2)" in caplog.text  # a longer run is a resume, said once
     # Resumed at step 2: the history of steps 1-2 carried on, one more step trained.
     assert trainer.state.global_step == 3
     assert [e["step"] for e in trainer.state.log_history if "loss" in e] == [1, 2, 3]
@@ -81,6 +82,8 @@ def test_true_from_the_command_line_takes_the_newest_complete_checkpoint_and_say
     ({"alignment_weight": 0.25}, "alignment_weight was 0.5 there, 0.25 now"),
     ({"use_peft": True, "lora_r": 4}, "use_peft was False there, True now"),
     ({"rows": 12}, "the training data differ"),
+    ({"learning_rate": 2e-3}, "learning_rate was 0.001 there, 0.002 now"),
+    ({"seed": 7}, "seed was 2025 there, 7 now"),
 ])
 def test_resume_of_a_run_trained_differently_is_refused_naming_the_option(tiny_models, run_copy, change, option):
     change = dict(change)

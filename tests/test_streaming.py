@@ -472,6 +472,15 @@ def test_two_processes_see_every_sample_exactly_once_per_epoch(tiny_models, shar
         counts = Counter((epoch, row) for _, epoch, row in seen)
         assert len(counts) == epochs * ROWS and set(counts.values()) == {1}, (kind, counts)
         assert {int(epoch) for epoch, _ in counts} == set(range(epochs))
+    # The checkpoint's record, written once both processes' files were, lists and hashes them all.
+    from read_trainer.run_record import RUN_RECORD_NAME, checkpoint_problem, read_json
+
+    checkpoint = tmp_path / "parquet" / "checkpoint-2"
+    files = read_json(str(checkpoint / RUN_RECORD_NAME))["files"]
+    assert {"stream_state_0.pt", "stream_state_1.pt", "rng_state_0.pth", "rng_state_1.pth"} <= set(files)
+    assert checkpoint_problem(str(checkpoint), needs_head=True) is None
+    assert read_json(str(checkpoint / RUN_RECORD_NAME))["run_id"] == read_json(
+        str(tmp_path / "parquet" / RUN_RECORD_NAME))["run_id"]
 
 
 def _two_process_worker(clip_dir: str, t5_dir: str, webdataset: str, parquet: str, out: str) -> None:
@@ -484,9 +493,11 @@ def _two_process_worker(clip_dir: str, t5_dir: str, webdataset: str, parquet: st
     from read_trainer.trainer import ReadTrainer
 
     for kind, folder, workers, batch, steps in (("webdataset", webdataset, 2, 2, 8), ("parquet", parquet, 0, 4, 2)):
+        # The parquet run saves its last step: every process writes its own files into the checkpoint.
         config = ReadConfig(output_dir=os.path.join(out, kind), model_name_or_path=clip_dir,
                             decoder_name_or_path=t5_dir, per_device_train_batch_size=batch, max_steps=steps,
-                            dataloader_num_workers=workers, report_to="none", use_cpu=True, save_strategy="no",
+                            dataloader_num_workers=workers, report_to="none", use_cpu=True,
+                            save_strategy="steps" if kind == "parquet" else "no", save_steps=steps,
                             disable_tqdm=True, learning_rate=1e-3, warmup_steps=0)
         stream, _ = open_read_stream(DataArguments(train_file=folder, streaming=True, shuffle_buffer_size=3), config)
         log = os.path.join(out, f"{kind}-{config.process_index}.txt")

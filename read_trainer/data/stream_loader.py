@@ -62,7 +62,7 @@ class StreamLoader(StatefulDataLoader):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {folder!r} has no {os.path.basename(path)}: it was not written by a "
                                     "streaming run of this many processes, so its data position is unknown")
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # data only: never runs a pickle's code
         for name, now in (("world_size", world_size), ("num_workers", self.num_workers)):
             if state[name] != now:
                 raise ValueError(f"checkpoint {folder!r} was written with {name}={state[name]}, this run has {now}: "

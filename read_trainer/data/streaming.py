@@ -19,6 +19,8 @@ process its shards, and ``datasets`` gives each DataLoader worker its share of t
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import logging
 import os
 import random
@@ -29,6 +31,7 @@ import fsspec
 from datasets.distributed import split_dataset_by_node
 
 from ..paths import missing_path_message
+from ..run_record import SHARDS_PREFIX
 from .loading import DataArguments, load_split, to_read_schema
 from .paraphrases import load_paraphrase_file
 from .shard_reading import shard_rows
@@ -110,15 +113,16 @@ def open_shards(files: list[str], seed: int | None = None, builder: str | None =
     return datasets.IterableDataset.from_generator(_rows_of_shards, gen_kwargs={"shards": files, "builder": builder})
 
 
-def open_source(data_args: DataArguments, seed: int | None = None) -> datasets.IterableDataset:
-    """The raw stream ``data_args`` names (see the module docstring); ``seed`` orders the shards."""
+def source_shards(data_args: DataArguments) -> tuple[list[str], str | None] | None:
+    """The shard files ``data_args`` names and their builder (``None``: from their suffix), or
+    ``None`` for a hub dataset that is streamed whole (its files are not in a format we know)."""
     if data_args.train_file is not None:
-        return open_shards(shard_files(data_args.train_file), seed)
+        return shard_files(data_args.train_file), None
     if data_args.dataset_name is None:
         raise ValueError("no training data: pass --dataset_name or --train_file")
     name = data_args.dataset_name
     if os.path.isdir(name) and any(Path(name, f).suffix.lower() in SHARD_BUILDERS for f in os.listdir(name)):
-        return open_shards(shard_files(name), seed)
+        return shard_files(name), None
     if not os.path.isdir(name) and name.startswith((".", "/", "~")):
         raise FileNotFoundError(missing_path_message("dataset folder", name))
     # A hub dataset (or a folder laid out like one, e.g. data/train-*.parquet): stream its
@@ -127,10 +131,44 @@ def open_source(data_args: DataArguments, seed: int | None = None) -> datasets.I
     builder = datasets.load_dataset_builder(name, data_args.dataset_config_name, cache_dir=data_args.cache_dir)
     files = {str(split): f for split, f in (builder.config.data_files or {}).items()}.get(data_args.train_split)
     if files and builder.name in SHARD_BUILDERS.values():
-        return open_shards(list(files), seed, builder.name)
+        return list(files), builder.name
+    return None
+
+
+def open_source(data_args: DataArguments, seed: int | None = None,
+                shards: tuple[list[str], str | None] | None = None) -> datasets.IterableDataset:
+    """The raw stream ``data_args`` names (see the module docstring); ``seed`` orders the shards.
+    ``shards``: ``source_shards(data_args)``, when already listed."""
+    shards = shards if shards is not None else source_shards(data_args)
+    if shards is not None:
+        return open_shards(shards[0], seed, shards[1])
+    name = data_args.dataset_name
     stream = datasets.load_dataset(name, data_args.dataset_config_name, split=data_args.train_split,
                                    streaming=True).decode(False)
     return stream.map(_named_by_dataset, with_indices=True, fn_kwargs={"name": name})
+
+
+def shard_list_fingerprint(data_args: DataArguments, shards: list[str] | None) -> str:
+    """A fingerprint of the stream's shard list: each shard's file name and size, in order.
+
+    What a resume compares, as a map-style dataset's rows: shards added, removed, renamed or
+    rewritten to another size are other data; the same shards in another folder are not.
+    Remote shards are named by their URL, without a size (that would cost a request each).
+    A hub dataset streamed whole is named by id, config and split.
+    """
+    if shards is None:
+        listed = [[data_args.dataset_name, data_args.dataset_config_name, data_args.train_split]]
+    else:
+        listed = [_name_and_size(shard) for shard in shards]
+    digest = hashlib.blake2b(json.dumps(listed).encode(), digest_size=16).hexdigest()
+    return SHARDS_PREFIX + digest
+
+
+def _name_and_size(shard: str) -> list:
+    path = shard[len("file://"):] if shard.startswith("file://") else shard
+    if "://" in path or not os.path.isfile(path):
+        return [shard, None]
+    return [os.path.basename(path), os.path.getsize(path)]
 
 
 def _named_by_dataset(row: dict, index: int, name: str) -> dict:
@@ -149,7 +187,8 @@ def open_read_stream(data_args: DataArguments, config) -> tuple[ValidatedStream,
     if config.max_steps is None or config.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: a stream has no length to count epochs in")
     # Samples are shuffled by ValidatedStream in blocks it can restore exactly on resume.
-    source = open_source(data_args, config.seed if data_args.shuffle_buffer_size > 0 else None)
+    shards = source_shards(data_args)
+    source = open_source(data_args, config.seed if data_args.shuffle_buffer_size > 0 else None, shards)
     if config.world_size > 1:
         if source.n_shards % config.world_size:
             logger.warning("%d shards for %d processes: every process reads every shard and keeps 1 sample in %d; "
@@ -168,6 +207,8 @@ def open_read_stream(data_args: DataArguments, config) -> tuple[ValidatedStream,
         image_root=data_args.image_root, allow_outside_image_root=data_args.allow_outside_image_root,
         report_file=data_args.invalid_rows_report or os.path.join(config.output_dir, "invalid_rows.jsonl"),
     )
+    # What a resume compares with its checkpoint's data (run_record.data_fingerprint).
+    stream.shard_fingerprint = shard_list_fingerprint(data_args, shards[0] if shards is not None else None)
     evaluation = load_split(data_args, data_args.eval_split, data_args.validation_file,
                             data_args.karpathy_eval_splits)
     if evaluation is not None:
