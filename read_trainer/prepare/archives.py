@@ -60,7 +60,8 @@ def _zip_members(archive: Path, handle: zipfile.ZipFile) -> list[tuple[zipfile.Z
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise ArchiveError(f"{archive}: refusing member {info.filename!r}: a symbolic link")
-        if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = stat.S_IFMT(mode)  # 0 when the archiver wrote permission bits only
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             raise ArchiveError(f"{archive}: refusing member {info.filename!r}: not a regular file or folder")
         members.append((info, relative))
     return members
