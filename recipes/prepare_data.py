@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from read_trainer.cli import HelpFormatter, UsageError, run_recipe
+from read_trainer.evaluation.suite import expand_names
 from read_trainer.prepare.benchmarks import prepare_benchmarks
 from read_trainer.prepare.manifest import load_manifest
 from read_trainer.prepare.paraphrase_files import (
@@ -133,9 +134,16 @@ def prepare_paraphrases(args) -> dict:
 
 
 def prepare_benchmark_folders(args) -> dict:
+    names = expand_names(args.benchmarks)
+    if "zeroshot" in names and not args.imagenet_dir:
+        if "zeroshot" in args.benchmarks:
+            raise UsageError("zeroshot needs your ImageNet validation images: pass --imagenet_dir (one subfolder "
+                             "per class; ImageNet needs an account at https://image-net.org)")
+        names.remove("zeroshot")
+        print("benchmarks: zeroshot left out: it needs --imagenet_dir (ImageNet is not downloaded for you)")
     store = make_store(args)
     root = Path(args.data_dir) / "benchmarks"
-    summary = prepare_benchmarks(store, root, args.benchmarks, imagenet_dir=args.imagenet_dir,
+    summary = prepare_benchmarks(store, root, names, imagenet_dir=args.imagenet_dir,
                                  flickr30k_images=args.flickr30k_images)
     for folder, result in summary.items():
         print(f"benchmarks: {folder}: " + ", ".join(f"{k} {v}" for k, v in result.items() if k != "benchmarks"))

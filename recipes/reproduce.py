@@ -218,13 +218,10 @@ def evaluate(args, names: list[str], trained: dict) -> dict[str, Path]:
     from read_trainer.evaluation.protocol import PROTOCOLS, embedder_for
     from read_trainer.evaluation.report import markdown_report, write_results_json
     from read_trainer.evaluation.suite import load_suite, run_suite
-    from read_trainer.resolve import resolve_id
 
     model_dir = Path(args.output_dir) / "model"
     data_root = Path(args.data_dir) / "benchmarks"
     base = None if args.base_model.lower() == "none" else args.base_model
-    if base:
-        resolve_id(base, "model")
     device = args.eval_device or ("cuda" if torch.cuda.is_available() else "cpu")
     kwargs = dict(batch_size=args.eval_batch_size, device=device, dtype=args.eval_dtype,
                   num_workers=args.eval_num_workers, progress=not args.no_progress)
@@ -309,9 +306,10 @@ def report(args, names: list[str], notes: list[str], prepared: dict, trained: di
                "ours": {p: payloads[p] for p in payloads}}
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     training_args = read_training_args(model_dir)
+    hub_data = {"karpathy": ["yerevann/coco-karpathy"], "read": ["Mayfull/coco-karpathy-with-image"]}
     card = build_model_card(
-        model_id=model_dir.resolve().name if model_dir.name != "model" else "read-clip-vit-b32",
-        base_model=training_args.get("model_name_or_path"), training_args=training_args,
+        model_id="read-clip-vit-b32", base_model=training_args.get("model_name_or_path"), training_args=training_args,
+        datasets=hub_data.get(args.train_source, []),
         eval_results=model_card_eval_results(ours["read"]), results_markdown=table,
         scoring_note="Scores use the cosine similarity of L2-normalised projected embeddings under the READ paper's "
                      "evaluation protocol (a tie with the best negative counts for the positive, as its argmax did; "
@@ -327,6 +325,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not Path(args.config).is_file():
         raise UsageError(f"config file {args.config!r} does not exist")
     names, notes = benchmark_names(args)
+    if args.base_model.lower() != "none":
+        from read_trainer.resolve import resolve_id
+
+        resolve_id(args.base_model, "model")  # now, not after hours of training
     started = time.time()
     prepared = prepare(args, names)
     prepare_s = round(time.time() - started, 1)
