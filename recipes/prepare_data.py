@@ -159,7 +159,8 @@ def print_manifest(args) -> dict:
         if source.user_supplied:
             print(f"  you supply: {source.user_supplied}")
         for f in source.files:
-            checks = ", ".join(f"{k} {v[:12]}..." for k, v in f.digests.items()) or "none published"
+            checks = ", ".join(f"{k} {v[:12]}..." for k, v in f.digests.items()) or (
+                "the Hub's sha256, at download" if f.hub else "none published (sha256 recorded at first download)")
             size = f"{f.bytes:,} B" if f.bytes else "size not published"
             print(f"  - {f.name}: {f.location}\n    {size}; checksum: {checks}")
         for item in source.unverified:

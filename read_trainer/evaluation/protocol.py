@@ -16,8 +16,9 @@ Two protocols score the same items and differ in exactly three places:
     rest as one controlled group) before the mean of the three (``pooled_groups``). SugarCrepe++
     ITT and TOT use strict ``>`` comparisons in that harness too, so they are the same under both.
     Images are resized with PIL, as the official run's ``CLIPProcessor`` did (transformers 4.48.3,
-    whose ``CLIPProcessor`` always built the PIL-based ``CLIPImageProcessor``); transformers 5
-    picks a torchvision backend when torchvision is installed, whose resize differs slightly.
+    whose ``CLIPProcessor.image_processor_class`` is the PIL-based ``CLIPImageProcessor``; its
+    pixel values equal ``CLIPImageProcessorPil``'s exactly); transformers 5 picks a torchvision
+    backend when torchvision is installed, whose resize differs slightly.
 
 On data where no item ties and What'sUp's files are equal-sized the two agree; on the real
 benchmarks they differ by up to about a point (CREPE: negatives that tokenize like the caption;
