@@ -107,3 +107,30 @@ def test_the_trainer_hands_paraphrase_sampling_to_its_collator(tiny_models, tmp_
     assert trainer.data_collator.paraphrase_sampling == "image_pool"
     with pytest.raises(ValueError, match="paraphrase_sampling must be one of"):
         ReadConfig(output_dir="x", paraphrase_sampling="pool")
+
+
+def test_generated_per_image_file_records_its_generator_and_prompt(tiny_models, tmp_path):
+    import hashlib
+
+    from conftest import load_recipe
+
+    make_paraphrases = load_recipe("make_paraphrases")
+    _, t5 = tiny_models
+    train = _train_file(tmp_path)
+    template = "paraphrase: {caption}"
+    loose = ["--min_words", "1", "--min_length_ratio", "0", "--max_length_ratio", "100"]
+    common = ["--model", t5, "--train_file", str(train), "--template", template, "--greedy", "true",
+              "--num_paraphrases", "1", *loose]
+    make_paraphrases.main([*common, "--output", str(tmp_path / "per_caption.jsonl")])
+    make_paraphrases.main([*common, "--output", str(tmp_path / "per_image.json"), "--output_format", "per_image"])
+    by_caption = load_paraphrase_file(str(tmp_path / "per_caption.jsonl"))
+    per_image = json.loads((tmp_path / "per_image.json").read_text())
+    # Greedy decoding: the same paraphrases, grouped by image in caption order, keyed by cocoid.
+    assert per_image == {str(100 + i): [p for c in caps for p in by_caption.get(c, [])] for i, caps in enumerate(CAPTIONS)}
+    provenance = json.loads((tmp_path / "per_image.json.provenance.json").read_text())
+    assert provenance["generator"] == t5 and provenance["revision"] is None and provenance["prompt"] == template
+    assert provenance["prompt_sha256"] == hashlib.sha256(template.encode()).hexdigest()
+    assert provenance["greedy"] and provenance["num_paraphrases"] == 1 and provenance["output_format"] == "per_image"
+    # The per-image file trains through the pool draw.
+    data, _ = load_read_datasets(DataArguments(train_file=str(train), paraphrase_file=str(tmp_path / "per_image.json")))
+    assert data["paraphrases"] == [per_image[str(100 + i)] for i in range(len(CAPTIONS))]

@@ -20,10 +20,11 @@ Two protocols score the same items and differ in exactly three places:
     pixel values equal ``CLIPImageProcessorPil``'s exactly); transformers 5 picks a torchvision
     backend when torchvision is installed, whose resize differs slightly.
 
-On data where no item ties and What'sUp's files are equal-sized the two agree; on the real
-benchmarks they differ by up to about a point (CREPE: negatives that tokenize like the caption;
-What'sUp: unequal file sizes). Compare a run with the paper under ``read``. Benchmarks the READ
-harness does not run (ARO, Winoground, retrieval, zero-shot) are scored the same under both.
+On data where no item ties and What'sUp's files are equal-sized the two agree; the real
+benchmarks have both (CREPE holds negatives that tokenize exactly like their caption, which always
+tie; What'sUp's files differ in size), so the totals move. Compare a run with the paper under
+``read``. Benchmarks the READ harness does not run (ARO, Winoground, retrieval, zero-shot) are
+scored the same under both.
 """
 
 from __future__ import annotations
