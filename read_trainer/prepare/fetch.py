@@ -416,7 +416,9 @@ def plan_space(fetcher: Fetcher, pending: list[tuple[Source, RemoteFile]], folde
     """
     needed, unknown = 0, []
     for source, file in pending:
-        if fetcher.is_verified(source, file):
+        if fetcher.is_verified(source, file):  # downloaded; only its extraction (when pending) needs room
+            size = fetcher.path_for(source, file).stat().st_size
+            needed += int(size * extraction_factor) if file.extract is not None else 0
             continue
         size = fetcher.remote_info(source, file).size
         if size is None:
