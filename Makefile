@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test ablation bench clean
+.PHONY: install demo test ablation bench reproduce clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 # docs/ablation.md's settings: 250 steps, half the demo's (11 variants x 3 seeds: about 3.5 h on 2 cores).
 ablation: $(STAMP)
 	$(PY) recipes/ablation.py --max_steps 250
+
+# Reproduce READ-CLIP (docs/reproduce.md): downloads the data and benchmarks, trains the reference recipe
+# on the visible GPUs, evaluates, and compares with the paper. Options: make reproduce ARGS="--imagenet_dir DIR".
+reproduce: $(STAMP)
+	$(PY) recipes/reproduce.py $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_step.py --threads 1

@@ -16,6 +16,7 @@ from transformers import TrainingArguments
 from .preemption import parse_signals
 
 RECONSTRUCTION_TARGETS = ("random_caption", "anchor")
+PARAPHRASE_SAMPLING = ("caption", "image_pool")
 
 
 def wants_resume(value) -> bool:
@@ -72,6 +73,17 @@ class ReadConfig(TrainingArguments):
     alignment_include_negatives: bool = field(
         default=False,
         metadata={"help": "Add the anchors' hard negatives as extra columns in the alignment loss."},
+    )
+    # Which text the alignment loss pulls the anchor towards (read_trainer/data/collator.py).
+    paraphrase_sampling: str = field(
+        default="caption",
+        metadata={
+            "help": "The alignment positive: 'caption' draws one of the anchor's own paraphrases (another human "
+            "caption of the image when it has none); 'image_pool' draws uniformly from the image's other human "
+            "captions plus all of its paraphrases, as the official READ collator does when its paraphrase file "
+            "is found.",
+            "choices": list(PARAPHRASE_SAMPLING),
+        },
     )
     max_text_length: int = field(
         default=77, metadata={"help": "CLIP text length limit in tokens; longer captions are truncated."}
@@ -210,6 +222,8 @@ class ReadConfig(TrainingArguments):
             raise ValueError(
                 f"reconstruction_target must be one of {RECONSTRUCTION_TARGETS}, got {self.reconstruction_target!r}"
             )
+        if self.paraphrase_sampling not in PARAPHRASE_SAMPLING:
+            raise ValueError(f"paraphrase_sampling must be one of {PARAPHRASE_SAMPLING}, got {self.paraphrase_sampling!r}")
         for name in ("reconstruction_weight", "alignment_weight", "num_hard_negatives"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -41,7 +41,9 @@ CARD_SETTINGS = (
 
 def build_model_card(*, model_id: str, base_model: str | None, training_args: Mapping[str, Any],
                      datasets: Sequence[str] = (), eval_results: list | None = None,
-                     results_markdown: str | None = None, license: str | None = None) -> ModelCard:
+                     results_markdown: str | None = None, license: str | None = None,
+                     scoring_note: str = "Scores use the cosine similarity of L2-normalised projected embeddings; "
+                                         "a tie counts as wrong.") -> ModelCard:
     """A card whose metadata the Hub indexes and whose body tells a user how to load and judge the model."""
     data = ModelCardData(
         model_name=model_id.split("/")[-1], base_model=base_model if _is_hub_id(base_model) else None,
@@ -92,7 +94,7 @@ Data: {data_line}
 
 {results_markdown.strip() if results_markdown else "No evaluation results were recorded for this checkpoint."}
 
-Scores use the cosine similarity of L2-normalised projected embeddings; a tie counts as wrong.
+{scoring_note}
 
 ## Citation
 

@@ -137,6 +137,7 @@ class ReadTrainer(StreamResumeMixin, Trainer):
                 decoder_tokenizer=decoder_tokenizer if args.uses_decoder else None,
                 num_hard_negatives=args.num_hard_negatives,
                 use_paraphrases=args.uses_paraphrases,
+                paraphrase_sampling=args.paraphrase_sampling,
                 negative_generator=negative_generator,
                 reconstruction_target=args.reconstruction_target,
                 max_text_length=args.max_text_length,

@@ -26,7 +26,7 @@ import torch
 
 from read_trainer.cli import ArgumentParser, run_recipe
 from read_trainer.evaluation.bundled import default_data_root
-from read_trainer.evaluation.embedding import ClipEmbedder
+from read_trainer.evaluation.protocol import PROTOCOLS, embedder_for
 from read_trainer.evaluation.report import markdown_report, plot_comparison, write_results_json
 from read_trainer.evaluation.suite import BENCHMARKS, SETS, expand_names, load_suite, run_suite
 from read_trainer.resolve import resolve_id
@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype")
     p.add_argument("--num_workers", type=int, default=0, help="image decoding workers")
     p.add_argument("--limit", type=int, default=None, help="at most this many items per subset (smoke runs)")
+    p.add_argument("--protocol", default="strict", choices=sorted(PROTOCOLS),
+                   help="strict: ties count as wrong, What'sUp groups average their files; read: the READ paper's "
+                   "evaluator (a tie with the best negative counts for the positive, What'sUp groups pool their "
+                   "rows, PIL image resize). See read_trainer/evaluation/protocol.py")
     p.add_argument("--save_decisions", action="store_true", help="store every item's outcome in results.json")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -80,16 +84,17 @@ def main(argv: list[str] | None = None) -> dict:
     for model in args.models:
         resolve_id(model, "model")  # an unreachable or unknown id fails now, in one line
     args.data_root = default_data_root(args.data_root, args.benchmarks)
-    tasks = load_suite(args.benchmarks, args.data_root, parse_image_roots(args.image_root), args.limit)
+    tasks = load_suite(args.benchmarks, args.data_root, parse_image_roots(args.image_root), args.limit,
+                       protocol=args.protocol)
     labels = args.label or [Path(m).name if Path(m).exists() else m for m in args.models]
     results = {}
     for label, model in zip(labels, args.models):
-        embedder = ClipEmbedder.from_pretrained(model, batch_size=args.batch_size, device=args.device,
-                                                dtype=args.dtype, num_workers=args.num_workers,
-                                                progress=not args.no_progress)
+        embedder = embedder_for(model, args.protocol, batch_size=args.batch_size, device=args.device,
+                                dtype=args.dtype, num_workers=args.num_workers, progress=not args.no_progress)
         results[label] = run_suite(tasks, embedder)
     out = Path(args.output)
     meta = {"models": dict(zip(labels, args.models)), "benchmarks": [t.name for t in tasks], "dtype": args.dtype,
+            "protocol": args.protocol, "protocol_rules": PROTOCOLS[args.protocol],
             "device": args.device, "limit": args.limit, "data_root": str(args.data_root)}
     write_results_json(out / "results.json", results, meta, with_decisions=args.save_decisions)
     report = markdown_report(results)

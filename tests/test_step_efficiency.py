@@ -174,8 +174,12 @@ def _reference_recipe(models, tmp_path) -> ReadConfig:
     """The reference YAML's own knobs (bf16, checkpointing, K, weights, dropout...), on CPU."""
     with open(REFERENCE_YAML) as f:
         options = yaml.safe_load(f)
-    for key in ("dataset_name", "image_column", "caption_column"):  # recipe keys, not ReadConfig fields
-        options.pop(key)
+    import dataclasses
+
+    from read_trainer.data.loading import DataArguments
+
+    data_keys = {f.name for f in dataclasses.fields(DataArguments)}  # recipe keys, not ReadConfig fields
+    options = {k: v for k, v in options.items() if k not in data_keys}
     options.update(model_name_or_path=models[0], decoder_name_or_path=models[1], output_dir=str(tmp_path / "ref"),
                    report_to="none", use_cpu=True, dataloader_num_workers=0)
     return ReadConfig(**options)

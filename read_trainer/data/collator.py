@@ -37,6 +37,7 @@ from .rows import (  # noqa: F401
     ROW_ID_COLUMN,
     BadRowError,
     as_text_list,
+    is_per_caption,
     load_image,
     per_anchor_texts,
     row_captions,
@@ -76,6 +77,9 @@ class ReadCollator:
             them (when K > 0). An anchor left with fewer than K is topped up from the rest
             of the batch (other anchors' negatives, then other anchors).
         reconstruction_target: ``"random_caption"`` or ``"anchor"``.
+        paraphrase_sampling: ``"caption"`` (the anchor's own paraphrases; another caption of the
+            image when it has none) or ``"image_pool"`` (uniform over the image's other captions plus
+            all its paraphrases, as the official READ collator draws it).
         padding_bucket: pad texts and labels to widths that are multiples of this
             (``bucket_widths``); 0 pads to the batch's longest row.
         pad_to_max_length: pad texts and labels to their maximum lengths (one shape).
@@ -100,6 +104,7 @@ class ReadCollator:
     caption_column: str = CAPTION_COLUMN
     paraphrase_column: str = PARAPHRASE_COLUMN
     negatives_column: str = NEGATIVES_COLUMN
+    paraphrase_sampling: str = "caption"
     _warned: set = field(default_factory=set, repr=False)
 
     @property
@@ -214,6 +219,8 @@ class ReadCollator:
             kept = row_captions(row[self.caption_column], row_id, self.caption_column)[1]
         per_anchor = per_anchor_texts(row.get(self.paraphrase_column), row[self.caption_column], kept,
                                       self.paraphrase_column, row_id, flat_is_shared=True)
+        if self.paraphrase_sampling == "image_pool":
+            return self._pooled_paraphrase(row, captions, anchor_index, per_anchor, rng)
         given = per_anchor[anchor_index] if per_anchor is not None else []
         if given:
             return rng.choice(given)
@@ -225,6 +232,25 @@ class ReadCollator:
         )
         others = [c for i, c in enumerate(captions) if i != anchor_index]
         return rng.choice(others) if others else captions[anchor_index]
+
+    def _pooled_paraphrase(self, row: dict, captions: list[str], anchor_index: int,
+                           per_anchor: list[list[str]] | None, rng: random.Random) -> str:
+        """The official collator's draw: uniform over the *other* human captions of the image plus
+        every paraphrase of the image (a per-image list once; per-caption lists all together)."""
+        value = row.get(self.paraphrase_column)
+        if per_anchor is None:
+            synthetic = []
+        elif is_per_caption(value):
+            synthetic = [p for texts in per_anchor for p in texts]
+        else:
+            synthetic = per_anchor[0] if per_anchor else []
+        if not synthetic:
+            self._warn_once(
+                "paraphrase-fallback",
+                f"rows without {self.paraphrase_column!r}: aligning anchors with another caption of the same image",
+            )
+        pool = [c for i, c in enumerate(captions) if i != anchor_index] + synthetic
+        return rng.choice(pool) if pool else captions[anchor_index]
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

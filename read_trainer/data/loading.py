@@ -85,7 +85,14 @@ class DataArguments:
     paraphrase_file: str | None = field(
         default=None,
         metadata={"help": "Sidecar JSONL of paraphrases keyed by caption ({'caption': ..., 'paraphrases': [...]}), "
-                  "as written by recipes/make_paraphrases.py. Missing or matching no caption is an error."},
+                  "as written by recipes/make_paraphrases.py, or one JSON object keyed by image id ({cocoid: "
+                  "[...]}, see paraphrase_key_column). Missing or matching nothing is an error; 'none' = no file."},
+    )
+    paraphrase_key_column: str = field(
+        default="cocoid",
+        metadata={"help": "Image-id column a per-image paraphrase_file ({image id: [paraphrases]}, e.g. READ's "
+                  "zero.json keyed by COCO cocoid) is joined on; 'image_id' (the Karpathy-file loader's name for "
+                  "it) is used when this column is absent."},
     )
     invalid_rows: str = field(
         default="error",
@@ -135,6 +142,12 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples", "scan_num_proc"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1 (or left out), got {getattr(self, name)}")
+
+
+    def __post_init__(self):
+        # 'none' states "no paraphrase file" on a command line whose YAML names one.
+        if isinstance(self.paraphrase_file, str) and self.paraphrase_file.strip().lower() in ("", "none"):
+            self.paraphrase_file = None
 
 
 def _is_saved_dataset(path: Path) -> bool:
@@ -389,6 +402,19 @@ def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, data
         evaluation = evaluation.select(range(min(len(evaluation), data_args.max_eval_samples)))
     train = to_read_schema(train, data_args)
     evaluation = to_read_schema(evaluation, data_args) if evaluation is not None else None
+    if data_args.paraphrase_file is not None and Path(data_args.paraphrase_file).is_file():
+        from .paraphrases import attach_image_paraphrases, is_image_paraphrase_file, load_image_paraphrase_file
+
+        if is_image_paraphrase_file(data_args.paraphrase_file):
+            table = load_image_paraphrase_file(data_args.paraphrase_file)
+            key = data_args.paraphrase_key_column
+            if key not in train.column_names and "image_id" in train.column_names:
+                key = "image_id"
+            train = attach_image_paraphrases(train, table, key, data_args.paraphrase_file)
+            if evaluation is not None and key in evaluation.column_names:
+                evaluation = attach_image_paraphrases(evaluation, table, key, data_args.paraphrase_file,
+                                                      require_match=False)
+            return train, evaluation
     if data_args.paraphrase_file is not None:
         from .paraphrases import attach_paraphrases, load_paraphrase_file
 

@@ -3,8 +3,12 @@
 The sidecar is a JSONL file with one line per caption, ``{"caption": str, "paraphrases":
 [str, ...]}``: :func:`write_sidecar` writes it, ``--paraphrase_file`` reads it
 (:func:`load_paraphrase_file`) and :func:`attach_paraphrases` adds one list per caption
-to a dataset. Seq2seq models (T5, BART, ...) get the prompt as encoder input;
-decoder-only models continue the prompt and the prompt is cut from what they return.
+to a dataset. A *per-image* file, one JSON object ``{image id: [paraphrases]}`` (READ's
+``data/zero.json`` keyed by COCO ``cocoid``), is read by :func:`load_image_paraphrase_file`
+and joined on an image-id column by :func:`attach_image_paraphrases`.
+Seq2seq models (T5, BART, ...) get the prompt as encoder input; decoder-only models
+continue the prompt (or, with ``chat=True``, the model's chat template around it) and the
+prompt is cut from what they return.
 """
 
 from __future__ import annotations
@@ -44,17 +48,18 @@ def _normalize(text: str) -> str:
     return " ".join(text.lower().strip(" .").split())
 
 
-def load_generator(name_or_path: str, device: str | None = None, dtype: torch.dtype | None = None):
-    """(model, tokenizer, is_seq2seq) for a generation checkpoint (hub id or local folder)."""
+def load_generator(name_or_path: str, device: str | None = None, dtype: torch.dtype | None = None,
+                   revision: str | None = None):
+    """(model, tokenizer, is_seq2seq) for a generation checkpoint (hub id or local folder, at ``revision``)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(name_or_path)
+    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
     is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
     model_class = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
-    model = model_class.from_pretrained(name_or_path, dtype=dtype).eval()
+    model = model_class.from_pretrained(name_or_path, dtype=dtype, revision=revision).eval()
     if device:
         model.to(device)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, revision=revision)
     if not is_seq2seq:
         # Decoder-only models need left padding to continue every prompt from its end.
         tokenizer.padding_side = "left"
@@ -67,11 +72,14 @@ def load_generator(name_or_path: str, device: str | None = None, dtype: torch.dt
 def generate_paraphrases(captions: Iterable[str], model, tokenizer, is_seq2seq: bool, *,
                          template: str = DEFAULT_TEMPLATE, num_paraphrases: int = 2, batch_size: int = 32,
                          max_new_tokens: int = 40, do_sample: bool = True, temperature: float = 0.9, top_p: float = 0.95,
-                         keep: ParaphraseFilter | None = None, seed: int = 2025) -> Iterator[tuple[str, list[str]]]:
+                         keep: ParaphraseFilter | None = None, seed: int = 2025,
+                         chat: bool = False) -> Iterator[tuple[str, list[str]]]:
     """Yield ``(caption, kept paraphrases)`` for every caption, in batches.
 
     ``num_paraphrases`` candidates are drawn per caption; ``keep`` filters them (empty,
     identical to the caption, too short/long are dropped) and duplicates are removed.
+    ``chat=True`` wraps each prompt in the tokenizer's chat template as one user turn
+    (instruction-tuned models answer that, not a bare continuation).
     """
     if "{caption}" not in template:
         raise ValueError(f"prompt template must contain '{{caption}}', got {template!r}")
@@ -82,7 +90,11 @@ def generate_paraphrases(captions: Iterable[str], model, tokenizer, is_seq2seq: 
     for start in tqdm(range(0, len(captions), batch_size), desc="paraphrasing", unit="batch"):
         batch = captions[start: start + batch_size]
         prompts = [template.format(caption=c) for c in batch]
-        inputs = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True).to(device)
+        if chat:
+            prompts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                     add_generation_prompt=True) for p in prompts]
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
+                           add_special_tokens=not chat).to(device)
         output = model.generate(
             **inputs, max_new_tokens=max_new_tokens, num_return_sequences=num_paraphrases, do_sample=do_sample,
             temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
@@ -121,6 +133,10 @@ def load_paraphrase_file(path: str) -> dict[str, list[str]]:
     if not file.is_file():
         # A wrong path must not silently train without paraphrases.
         raise FileNotFoundError(f"paraphrase_file {path!r} does not exist")
+    if is_image_paraphrase_file(file):
+        raise ValueError(f"paraphrase_file {path!r} is a per-image file ({{image id: [paraphrases]}}); it is joined "
+                         "on an image-id column (--paraphrase_key_column) when the data is loaded, which --streaming "
+                         "does not do: put the paraphrases into the shards instead")
     table: dict[str, list[str]] = {}
     with file.open("rb") as f:
         for number, raw in enumerate(f, 1):
@@ -169,3 +185,75 @@ def attach_paraphrases(dataset: datasets.Dataset, table: dict[str, list[str]], s
         raise ValueError(f"paraphrase_file {source!r} matches no caption of the dataset (keys are caption texts)")
     logger.info("paraphrases from %s cover %d of %d rows", source, covered, len(dataset))
     return dataset
+
+
+def is_image_paraphrase_file(path: str | Path) -> bool:
+    """Whether ``path`` is one JSON object ``{image id: [paraphrases]}`` rather than a caption-keyed JSONL sidecar.
+
+    Only the start of the file is read: a sidecar's first line is a whole ``{"caption": ...}``
+    object, a per-image file's first line is not.
+    """
+    with Path(path).open("rb") as f:
+        first = f.readline(1 << 20).decode("utf-8", errors="replace").strip()
+    if not first.startswith("{"):
+        return False
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        return True  # an object spanning lines: a per-image JSON file
+    return not ("caption" in record and "paraphrases" in record)
+
+
+def load_image_paraphrase_file(path: str | Path) -> dict[str, list[str]]:
+    """Read ``{image id: [paraphrases, ...]}`` (READ's ``data/zero.json``); ids become strings.
+
+    Anything else (not JSON, not an object, a value that is not a list of strings) is a
+    ``ValueError`` naming the file and the id.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"paraphrase_file {str(path)!r} does not exist")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a valid JSON file ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected one object {{image id: [paraphrases]}}, got {type(data).__name__}")
+    table = {}
+    for key, value in data.items():
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            raise ValueError(f"{path}: image {key!r}: paraphrases must be a list of strings, got {value!r:.80}")
+        table[str(key).strip()] = [p.strip() for p in value if p.strip()]
+    return table
+
+
+def attach_image_paraphrases(dataset: datasets.Dataset, table: dict[str, list[str]], key_column: str,
+                             source: str, require_match: bool = True) -> datasets.Dataset:
+    """Add a ``paraphrases`` column: each row's image paraphrases, looked up by ``str(row[key_column])``.
+
+    The list is one flat list per row (it describes the image, so every caption shares it).
+    A missing key column, or a file that matches no row, is an error naming both.
+    """
+    if key_column not in dataset.column_names:
+        raise ValueError(f"paraphrase_file {source!r} is keyed by image id, but the dataset has no "
+                         f"{key_column!r} column (it has {dataset.column_names}); pass --paraphrase_key_column")
+
+    def _lookup(batch):
+        return {"paraphrases": [table.get(str(k).strip(), []) for k in batch[key_column]]}
+
+    if "paraphrases" in dataset.column_names:
+        dataset = dataset.remove_columns("paraphrases")
+    dataset = dataset.map(_lookup, batched=True, desc="attaching image paraphrases")
+    covered = sum(bool(p) for p in dataset["paraphrases"])
+    if require_match and covered == 0:
+        raise ValueError(f"paraphrase_file {source!r} matches no row of the dataset (keys are {key_column!r} values)")
+    logger.info("paraphrases from %s cover %d of %d images", source, covered, len(dataset))
+    return dataset
+
+
+def paraphrase_provenance(generator: str, revision: str | None, template: str, chat: bool, **settings) -> dict:
+    """What a generated paraphrase file was made with: written beside it, so the file can be remade."""
+    import hashlib
+
+    return {"generator": generator, "revision": revision, "chat_template": chat, "prompt": template,
+            "prompt_sha256": hashlib.sha256(template.encode("utf-8")).hexdigest(), **settings}

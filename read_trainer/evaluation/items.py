@@ -57,12 +57,13 @@ class ItemScores:
     text_text: list[list[float]] | None = None
 
 
-Averaging = Literal["macro", "micro", "macro_of_groups"]
+Averaging = Literal["macro", "micro", "macro_of_groups", "pooled_groups"]
 
 AVERAGING_WORDS = {
     "macro": "macro: plain mean of the per-subset accuracies",
     "micro": "micro: correct / total over all items of all subsets",
     "macro_of_groups": "plain mean of the group scores, each group the macro mean of its subsets",
+    "pooled_groups": "plain mean of the group scores, each group pooling the items of its subsets",
 }
 
 
@@ -76,6 +77,7 @@ class Benchmark:
     three groups); a group's score uses micro averaging when the benchmark's rule is
     micro, macro otherwise.
     ``needs_text_text`` asks the scorer for text-text similarities (SugarCrepe++ TOT).
+    ``protocol`` names the evaluation protocol the rule and averaging follow (``protocol.py``).
     """
 
     name: str
@@ -86,10 +88,11 @@ class Benchmark:
     primary_metric: str = "accuracy"
     needs_text_text: bool = False
     description: str = ""
+    protocol: str = "strict"
 
     def __post_init__(self) -> None:
-        if self.averaging == "macro_of_groups" and not self.groups:
-            raise ValueError(f"{self.name}: averaging 'macro_of_groups' needs groups")
+        if self.averaging in ("macro_of_groups", "pooled_groups") and not self.groups:
+            raise ValueError(f"{self.name}: averaging {self.averaging!r} needs groups")
         for group, names in (self.groups or {}).items():
             unknown = set(names) - set(self.subsets)
             if unknown:

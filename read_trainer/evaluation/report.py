@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Mapping
 
+from .protocol import credits_ties
 from .results import PAPER_AVERAGE_WORDS, PAPER_SIX, BenchmarkResult, paper_average
 
 # model label -> benchmark name -> result
@@ -91,8 +92,9 @@ def markdown_report(results: Results) -> str:
                                                                   for m in present for _ in rates) + " |")
         ties = {m: results[m][name].metrics.get("ties") for m in present}
         if any(t is not None for t in ties.values()):
-            lines += ["", "Ties (counted as wrong): " + ", ".join(f"{m}: {int(t)}" for m, t in ties.items()
-                                                                  if t is not None)]
+            credited = credits_ties(name, first.protocol)
+            lines += ["", f"Ties ({'credited to the positive, as the READ harness' if credited else 'counted as wrong'}"
+                          "): " + ", ".join(f"{m}: {int(t)}" for m, t in ties.items() if t is not None)]
         lines += ["", f"Total: {first.averaging}."]
     return "\n".join(lines) + "\n"
 
@@ -179,5 +181,6 @@ def load_results(path: str | Path, label: str | None = None) -> dict[str, Benchm
         counts = {"n", "correct", "ties"}
         rates = sorted({k for values in r["subsets"].values() for k in values} - counts)
         out[name] = BenchmarkResult(name=r["name"], total=r["total"], averaging=r["averaging"], metrics=r["metrics"],
-                                    subsets=r["subsets"], rates=rates, groups=r.get("groups", {}))
+                                    subsets=r["subsets"], rates=rates, groups=r.get("groups", {}),
+                                    protocol=r.get("protocol", "strict"))
     return out

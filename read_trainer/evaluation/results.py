@@ -13,7 +13,7 @@ from statistics import mean
 from typing import Mapping
 
 from .items import AVERAGING_WORDS, Benchmark
-from .rules import CORRECT, TIE
+from .rules import COUNTED_CORRECT, COUNTED_TIE
 
 # The six benchmarks the READ paper (Kwon et al., NeurIPS 2025) reports, in its order.
 PAPER_SIX = ("whatsup", "valse", "crepe", "sugarcrepe", "sugarcrepe_pp_itt", "sugarcrepe_pp_tot")
@@ -38,11 +38,12 @@ class BenchmarkResult:
     rates: list[str]
     groups: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, list[dict[str, str]]] = field(default_factory=dict, repr=False)
+    protocol: str = "strict"
 
     def to_dict(self, with_decisions: bool = False) -> dict:
         out = {
             "name": self.name, "total": self.total, "averaging": self.averaging,
-            "metrics": self.metrics, "subsets": self.subsets, "groups": self.groups,
+            "metrics": self.metrics, "subsets": self.subsets, "groups": self.groups, "protocol": self.protocol,
         }
         if with_decisions:
             out["decisions"] = self.decisions
@@ -67,13 +68,17 @@ def percent(numerator: float, denominator: float) -> float:
 
 
 def _subset_row(outcomes: list[dict[str, str]], metrics: list[str], key) -> dict[str, float]:
-    """Accuracy, correct and tie counts of one subset for each metric, plus n."""
+    """Accuracy, correct and tie counts of one subset for each metric, plus n.
+
+    A tie counts as correct only when its rule credited it (``rules.TIE_CREDITED``, the READ
+    harness's protocol); every tie is counted in ``ties`` either way.
+    """
     row: dict[str, float] = {}
     for m in metrics:
-        correct = sum(o[m] == CORRECT for o in outcomes)
+        correct = sum(o[m] in COUNTED_CORRECT for o in outcomes)
         row[m] = percent(correct, len(outcomes))
         row[key(m, "correct")] = correct
-        row[key(m, "ties")] = sum(o[m] == TIE for o in outcomes)
+        row[key(m, "ties")] = sum(o[m] in COUNTED_TIE for o in outcomes)
     row["n"] = len(outcomes)
     return row
 
@@ -110,10 +115,12 @@ def summarize(benchmark: Benchmark, decisions: dict[str, list[dict[str, str]]]) 
         metrics[key(m, "macro")] = _macro(subsets, subsets, m)
         metrics[key(m, "micro")] = _micro(subsets, subsets, key(m, "correct"))
         metrics[key(m, "ties")] = sum(row[key(m, "ties")] for row in subsets.values())
-        # A micro benchmark's groups pool their items; otherwise a group is the mean of its subsets.
-        group_scores = {g: _micro(subsets, members, key(m, "correct")) if benchmark.averaging == "micro"
+        # A micro or pooled-groups benchmark's groups pool their items; otherwise a group is the
+        # mean of its subsets.
+        pooled = benchmark.averaging in ("micro", "pooled_groups")
+        group_scores = {g: _micro(subsets, members, key(m, "correct")) if pooled
                         else _macro(subsets, members, m) for g, members in (benchmark.groups or {}).items()}
-        by_rule[m] = (mean(group_scores.values()) if benchmark.averaging == "macro_of_groups"
+        by_rule[m] = (mean(group_scores.values()) if benchmark.averaging in ("macro_of_groups", "pooled_groups")
                       else metrics[key(m, benchmark.averaging)])
         if m == benchmark.primary_metric:
             groups = group_scores
@@ -124,7 +131,8 @@ def summarize(benchmark: Benchmark, decisions: dict[str, list[dict[str, str]]]) 
     words = AVERAGING_WORDS[benchmark.averaging]
     if not single:
         words = f"{benchmark.primary_metric} score; {words}"
-    return BenchmarkResult(benchmark.name, total, words, metrics, subsets, names, groups, decisions)
+    return BenchmarkResult(benchmark.name, total, words, metrics, subsets, names, groups, decisions,
+                           protocol=benchmark.protocol)
 
 
 def paper_average(results: Mapping[str, BenchmarkResult]) -> float | None:

@@ -11,6 +11,11 @@ A tie is never counted as correct (a model that maps the positive and a negative
 the same embedding has not told them apart), and it is counted separately so reports
 can show how often it happens. Rules work on plain Python floats so they can be tested
 on hand-built numbers and reused by the ``evaluate`` metric module unchanged.
+
+The one exception is the READ harness's protocol (``protocol.py``): its multiple-choice
+benchmarks take ``argmax(similarities) == 0``, and an argmax returns the *first* maximum, so a
+positive tied with the best negative is credited. ``positive_first_max`` reproduces that and
+marks such an item ``"tie_credited"``: counted as correct, and still reported as a tie.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from typing import Iterable
 from .items import ItemScores
 
 CORRECT, TIE, WRONG = "correct", "tie", "wrong"
+TIE_CREDITED = "tie_credited"  # a tie the READ harness's first-maximum argmax counts for the positive
+COUNTED_CORRECT = (CORRECT, TIE_CREDITED)
+COUNTED_TIE = (TIE, TIE_CREDITED)
 
 
 def decide(comparisons: Iterable[tuple[float, float]]) -> str:
@@ -41,6 +49,17 @@ def positive_beats_all(scores: ItemScores) -> dict[str, str]:
     """
     row = scores.image_text[0]
     return {"accuracy": decide((row[0], neg) for neg in row[1:])}
+
+
+def positive_first_max(scores: ItemScores) -> dict[str, str]:
+    """The READ harness's rule for the same items: ``argmax([s(I,pos), s(I,neg)...]) == 0``.
+
+    torch's argmax returns the first maximum, so a positive tied with the best negative wins:
+    the outcome is ``"tie_credited"`` (correct, and still counted as a tie). A strictly
+    better negative is wrong, as under ``positive_beats_all``.
+    """
+    outcome = positive_beats_all(scores)["accuracy"]
+    return {"accuracy": TIE_CREDITED if outcome == TIE else outcome}
 
 
 def sugarcrepe_pp_itt(scores: ItemScores) -> dict[str, str]:

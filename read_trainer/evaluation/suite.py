@@ -13,6 +13,9 @@ that folder's ``images/`` unless an image root is given, symlinks welcome)::
     coco/dataset_coco.json, flickr30k/dataset_flickr30k.json   (Karpathy splits)
     zeroshot/<class>/<image>                (an image folder; classnames.txt, templates.txt optional)
 
+``protocol="read"`` scores the READ paper's six as the paper's own evaluator did (ties with the
+best negative credited, What'sUp groups pooled); ``protocol.py`` describes both protocols.
+
 A benchmark not listed here (the synthetic world, your own) is a ``Benchmark`` built from
 ``Item``s (scored by the batched scorer), or any object with ``name``, ``all_texts()``,
 ``all_images()`` and ``evaluate(embedder)`` (as ``RetrievalTask`` and ``ZeroShotTask``):
@@ -28,6 +31,7 @@ from .aro import load_aro_order, load_aro_vg_attribution, load_aro_vg_relation
 from .crepe import load_crepe
 from .embedding import CachedEmbedder, ClipEmbedder, Embedder
 from .items import Benchmark, ImageRef
+from .protocol import apply_protocol, check_protocol
 from .results import PAPER_SIX, BenchmarkResult
 from .retrieval import load_karpathy_retrieval
 from .scoring import score_benchmark
@@ -80,8 +84,15 @@ def expand_names(names: Sequence[str]) -> list[str]:
 
 
 def load_named(name: str, data_root: str | Path, image_root: str | Path | None = None,
-               limit: int | None = None) -> Benchmark | Task:
-    """Load benchmark ``name`` from the layout above (``limit`` caps items per subset, or images)."""
+               limit: int | None = None, protocol: str = "strict") -> Benchmark | Task:
+    """Load benchmark ``name`` from the layout above (``limit`` caps items per subset, or images),
+    with the rules of evaluation ``protocol`` (``strict`` or ``read``: see ``protocol.py``)."""
+    check_protocol(protocol)
+    task = _load_named(name, data_root, image_root, limit)
+    return apply_protocol(task, protocol) if isinstance(task, Benchmark) else task
+
+
+def _load_named(name: str, data_root: str | Path, image_root: str | Path | None, limit: int | None):
     folder = Path(data_root) / FOLDERS[name]
     images = Path(image_root) if image_root is not None else folder / "images"
     if name == "sugarcrepe":
@@ -120,10 +131,10 @@ def load_named(name: str, data_root: str | Path, image_root: str | Path | None =
 
 
 def load_suite(names: Sequence[str], data_root: str | Path, image_roots: Mapping[str, str | Path] | None = None,
-               limit: int | None = None) -> list[Benchmark | Task]:
+               limit: int | None = None, protocol: str = "strict") -> list[Benchmark | Task]:
     """Load several benchmarks; ``image_roots`` maps a benchmark name to its image folder."""
     image_roots = image_roots or {}
-    return [load_named(n, data_root, image_roots.get(n), limit) for n in expand_names(names)]
+    return [load_named(n, data_root, image_roots.get(n), limit, protocol) for n in expand_names(names)]
 
 
 def run_suite(tasks: Sequence[Benchmark | Task], embedder: Embedder) -> dict[str, BenchmarkResult]:

@@ -11,7 +11,8 @@ Six files, the correct caption always first:
 The image root is What'sUp's ``data/`` folder: the controlled paths in the JSON are
 written relative to the repository root (``data/...``), so that leading ``data/`` is
 dropped. The headline is the mean of three groups (controlled, COCO, VG), each the
-mean of its two subsets.
+mean of its two subsets; under the READ harness's protocol (``protocol.py``) each group
+instead pools the rows of its two files (``pooled_groups``), as the paper's evaluator did.
 """
 
 from __future__ import annotations
