@@ -39,10 +39,10 @@ RUN_RECORD_NAME = "read_run.json"
 TRAINER_STATE_NAME = "trainer_state.json"
 RESUME_LATEST = ("true", "last", "latest")
 LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_towers", "lora_target_modules")
-# The optimizer, schedule, seed and batch: a resume with other values would silently continue
+# The optimizer, schedule, seed, batch and how alignment positives are drawn: a resume with other values would silently continue
 # another run (Trainer restores the learning rate from scheduler.pt, the data order from the seed).
 TRAINING_FIELDS = ("learning_rate", "weight_decay", "lr_scheduler_type", "warmup_steps", "seed",
-                   "per_device_train_batch_size", "gradient_accumulation_steps")
+                   "per_device_train_batch_size", "gradient_accumulation_steps", "paraphrase_sampling")
 # Recorded, and a change is only logged: training a finished run further (more steps) is a resume.
 EXTENDABLE_FIELDS = ("max_steps", "num_train_epochs", "world_size")
 # Entries of a checkpoint's record that are not settings.

@@ -29,7 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from read_trainer.cli import HelpFormatter, UsageError, run_recipe
+from read_trainer.cli import ArgumentParser, UsageError, run_recipe
 from read_trainer.evaluation.suite import expand_names
 from read_trainer.prepare.benchmarks import prepare_benchmarks
 from read_trainer.prepare.manifest import load_manifest
@@ -58,31 +58,27 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="COCO Karpathy train+restval into <data_dir>/coco_read",
-                           formatter_class=HelpFormatter)
+    train = sub.add_parser("train", help="COCO Karpathy train+restval into <data_dir>/coco_read")
     train.add_argument("--source", default="karpathy", choices=sorted(TRAINING_FILES), help="training data route")
     train.add_argument("--coco_folder", default=None, help="--source folder: dataset_coco.json + train2014/ + val2014/")
     add_common(train)
-    para = sub.add_parser("paraphrases", help="the paraphrase file into <data_dir>/paraphrases",
-                          formatter_class=HelpFormatter)
+    para = sub.add_parser("paraphrases", help="the paraphrase file into <data_dir>/paraphrases")
     para.add_argument("--source", required=True, choices=SOURCES, help="official zero.json, generate, or none")
     para.add_argument("--model", default=DEFAULT_GENERATOR, help="--source generate: generation model")
     para.add_argument("--revision", default=DEFAULT_GENERATOR_REVISION, help="--source generate: model revision")
     para.add_argument("--prompt", default=DEFAULT_PROMPT, help="--source generate: prompt ({caption} is replaced)")
     para.add_argument("--device", default=None, help="--source generate: torch device (e.g. cuda)")
     add_common(para)
-    bench = sub.add_parser("benchmarks", help="benchmark folders into <data_dir>/benchmarks",
-                           formatter_class=HelpFormatter)
+    bench = sub.add_parser("benchmarks", help="benchmark folders into <data_dir>/benchmarks")
     bench.add_argument("--benchmarks", nargs="+", default=["paper", "retention"],
                        help="benchmark names or sets (paper, retention, compositional, all)")
     bench.add_argument("--imagenet_dir", default=None, help="your ImageNet val images, one subfolder per class")
     bench.add_argument("--flickr30k_images", default=None,
                        help="your flickr30k-images folder (default: the 1,000 test images from the Hub)")
     add_common(bench)
-    man = sub.add_parser("manifest", help="print every source: files, sizes, checksums, licence, access",
-                         formatter_class=HelpFormatter)
+    man = sub.add_parser("manifest", help="print every source: files, sizes, checksums, licence, access")
     man.add_argument("--manifest", default=None, help="another manifest file")
     return p.parse_args(argv)
 

@@ -36,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-from read_trainer.cli import HelpFormatter, UsageError, run_recipe
+from read_trainer.cli import ArgumentParser, UsageError, run_recipe
 
 RECIPES = Path(__file__).resolve().parent
 DEFAULT_CONFIG = RECIPES / "read_clip_vit_b32.yaml"
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     if "--" in argv:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1:]
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--data_dir", default="data", help="downloads, extracted sources, prepared folders")
     p.add_argument("--output_dir", default="outputs/reproduce", help="the model, evaluations and report")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="training recipe YAML")

@@ -84,6 +84,7 @@ def test_true_from_the_command_line_takes_the_newest_complete_checkpoint_and_say
     ({"rows": 12}, "the training data differ"),
     ({"learning_rate": 2e-3}, "learning_rate was 0.001 there, 0.002 now"),
     ({"seed": 7}, "seed was 2025 there, 7 now"),
+    ({"paraphrase_sampling": "image_pool"}, "paraphrase_sampling was 'caption' there, 'image_pool' now"),
 ])
 def test_resume_of_a_run_trained_differently_is_refused_naming_the_option(tiny_models, run_copy, change, option):
     change = dict(change)

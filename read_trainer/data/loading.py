@@ -142,9 +142,6 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples", "scan_num_proc"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1 (or left out), got {getattr(self, name)}")
-
-
-    def __post_init__(self):
         # 'none' states "no paraphrase file" on a command line whose YAML names one.
         if isinstance(self.paraphrase_file, str) and self.paraphrase_file.strip().lower() in ("", "none"):
             self.paraphrase_file = None
