@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 import datasets
 
@@ -263,13 +264,27 @@ def to_read_schema(dataset: datasets.Dataset, data_args: DataArguments) -> datas
 def negative_generator_for(data_args: DataArguments, dataset: datasets.Dataset, num_hard_negatives: int,
                            seed: int):
     """The generator ``hard_negatives`` asks for, or ``None`` when negatives come from the column."""
+    return default_negative_generator((dataset,), num_hard_negatives, seed, mode=data_args.hard_negatives,
+                                      backend=data_args.negative_backend)
+
+
+def default_negative_generator(splits: Sequence[Any], num_hard_negatives: int, seed: int, mode: str = "auto",
+                               backend: str = "rules", negatives_column: str = "negatives"):
+    """The package's ``HardNegativeGenerator`` when hard negatives must be made, else ``None``.
+
+    ``mode`` is ``hard_negatives``: ``column`` never generates, ``generate`` always does, and
+    ``auto`` does when one of ``splits`` (``None`` entries ignored) lacks ``negatives_column``;
+    a stream, whose columns are unknown until read, counts as lacking it (the collator uses a
+    row's own negatives whenever it has them). ``run_read.py`` and ``ReadTrainer`` both decide here.
+    """
     from .negatives import HardNegativeGenerator
 
-    if num_hard_negatives == 0 or data_args.hard_negatives == "column":
+    if num_hard_negatives == 0 or mode == "column":
         return None
-    if data_args.hard_negatives == "auto" and "negatives" in (dataset.column_names or ()):
+    if mode == "auto" and all(negatives_column in (getattr(d, "column_names", None) or ())
+                              for d in splits if d is not None):
         return None
-    return HardNegativeGenerator(seed=seed, backend=data_args.negative_backend)
+    return HardNegativeGenerator(seed=seed, backend=backend)
 
 
 def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Dataset | None]:
