@@ -27,6 +27,7 @@ Evaluation
 
 Publishing
     ``build_model_card``, ``read_training_args``, ``upload_folder``
+    ``base_model_of``         the base model an export was fine-tuned from (hub id or this machine's folder)
 
 Names are imported on first use (PEP 562 ``__getattr__``), so ``import read_trainer`` loads
 neither torch nor transformers and opens no connection; the submodules stay importable as
@@ -70,6 +71,7 @@ _EXPORTS = {
     "build_model_card": "read_trainer.hub",
     "read_training_args": "read_trainer.hub",
     "upload_folder": "read_trainer.hub",
+    "base_model_of": "read_trainer.hub",
 }
 
 __all__ = list(_EXPORTS)

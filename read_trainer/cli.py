@@ -154,6 +154,16 @@ def _unknown_flags_message(parser: argparse.ArgumentParser, remaining: list[str]
     return f"unknown option(s) or stray value(s): {', '.join(hints)}"
 
 
+# Options that say the same thing in different ways: one given on the command line replaces the
+# YAML's others (the reference YAML names a train_file; `--dataset_name my_photos` must train on
+# my_photos, not be shadowed by it).
+ALTERNATIVE_OPTIONS = (("dataset_name", "train_file"),)
+
+
+def _flags_given(argv: Sequence[str]) -> set[str]:
+    return {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")}
+
+
 def parse_args_with_config(dataclass_types: Sequence[type], argv: Sequence[str] | None = None,
                            description: str | None = None):
     """Parse ``argv`` into ``dataclass_types``; ``--config FILE`` supplies YAML defaults.
@@ -180,6 +190,11 @@ def parse_args_with_config(dataclass_types: Sequence[type], argv: Sequence[str] 
     if config_path is not None:
         values = load_yaml_config(config_path, dataclass_types)
         _check_yaml_types(parser, values, config_path)
+        given = _flags_given(argv)
+        for group in ALTERNATIVE_OPTIONS:
+            if given & set(group):
+                for name in set(group) - given:
+                    values.pop(name, None)
         parser.set_defaults(**values)
     *parsed, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     if remaining:

@@ -178,7 +178,7 @@ class ReadConfig(TrainingArguments):
                   "fine-tuned model; lower values trade compositional gains for zero-shot retention."},
     )
 
-    # Safety: what happens on divergence, in a used output folder, on preemption and on resume (README "Safety").
+    # Safety: what happens on divergence, in a used output folder, on preemption and on resume (docs/safety.md).
     nonfinite: str = field(
         default="stop",
         metadata={"help": "On a non-finite loss or gradient: 'stop' raises, naming the step, the loss components "

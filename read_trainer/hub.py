@@ -18,7 +18,14 @@ from typing import Any, Mapping, Sequence
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from .nonfinite import assert_finite_folder
-from .publish_files import EXPORT_FILES, allowed_files, redact_local_paths
+from .publish_files import (
+    EXPORT_FILES,
+    LOCAL_FOLDERS_KEY,
+    LOCAL_PATHS_NAME,
+    allowed_files,
+    local_model_folders,
+    redact_local_paths,
+)
 
 # Exact top-level names (weight shards are added from the index by ``allowed_files``).
 HUB_ALLOW_PATTERNS = list(EXPORT_FILES)
@@ -44,9 +51,18 @@ def build_model_card(*, model_id: str, base_model: str | None, training_args: Ma
                      results_markdown: str | None = None, license: str | None = None,
                      scoring_note: str = "Scores use the cosine similarity of L2-normalised projected embeddings; "
                                          "a tie counts as wrong.") -> ModelCard:
-    """A card whose metadata the Hub indexes and whose body tells a user how to load and judge the model."""
+    """A card whose metadata the Hub indexes and whose body tells a user how to load and judge the model.
+
+    A base model that is a folder here, or that ``training_args`` records as a local folder
+    (``local_folders``, written at export), is named as a local folder by its last component,
+    and is not put in the metadata: the Hub would link it to whatever model has that id.
+    """
+    # Recorded at export, or folders here (the trainer's own card, built from its live settings).
+    local = set(training_args.get(LOCAL_FOLDERS_KEY) or ()) | set(local_model_folders(training_args))
+    base_is_local = bool(base_model) and (not _is_hub_id(base_model) or (
+        "model_name_or_path" in local and redact_local_paths(base_model) == training_args.get("model_name_or_path")))
     data = ModelCardData(
-        model_name=model_id.split("/")[-1], base_model=base_model if _is_hub_id(base_model) else None,
+        model_name=model_id.split("/")[-1], base_model=None if base_is_local else base_model or None,
         datasets=[d for d in datasets if _is_hub_id(d)] or None, library_name="transformers",
         pipeline_tag="zero-shot-image-classification", license=license,
         tags=["clip", "read", "compositionality", "vision-language", "zero-shot-image-classification"],
@@ -55,13 +71,15 @@ def build_model_card(*, model_id: str, base_model: str | None, training_args: Ma
     # The card's text shows names, never this machine's folders.
     base_model, training_args = redact_local_paths(base_model), redact_local_paths(dict(training_args))
     datasets = redact_local_paths(list(datasets))
-    settings = "\n".join(f"| `{k}` | `{training_args[k]}` |" for k in CARD_SETTINGS if k in training_args)
+    settings = "\n".join(f"| `{k}` | `{training_args[k]}`{' (a local folder)' if k in local else ''} |"
+                         for k in CARD_SETTINGS if k in training_args)
+    base_line = f"a local model folder, `{base_model}`" if base_is_local else f"`{base_model}`"
     data_line = ", ".join(f"`{d}`" for d in datasets) if datasets else "not recorded"
     body = f"""
 # {model_id.split("/")[-1]}
 
 A CLIP model fine-tuned with **READ** (REconstruction and Alignment of text Descriptions) from
-`{base_model}`. READ adds two training-only losses to NegCLIP-style contrastive training: a frozen
+{base_line}. READ adds two training-only losses to NegCLIP-style contrastive training: a frozen
 T5 decoder reconstructs a caption from the CLIP text embedding (token level), and paraphrases are
 aligned with their caption (sentence level). Nothing of them remains at inference: this is a plain
 `CLIPModel`.
@@ -113,6 +131,30 @@ def _is_hub_id(name: str | None) -> bool:
 def read_training_args(folder: str | Path) -> dict:
     path = Path(folder) / "read_training_args.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def base_model_of(folder: str | Path) -> str:
+    """The model the export in ``folder`` was fine-tuned from, as ``from_pretrained`` takes it here.
+
+    A hub id as recorded; a local folder (``local_folders`` in ``read_training_args.json``) from the
+    full path kept beside the export in ``read_local_paths.json``, which is never uploaded. A local
+    base that is not on this machine is an error naming it, not a request to the Hub for its last name.
+    """
+    folder = Path(folder)
+    recorded = read_training_args(folder)
+    name = recorded.get("model_name_or_path")
+    if not name:
+        raise ValueError(f"{folder} records no base model (no read_training_args.json with model_name_or_path): "
+                         "pass the base model yourself")
+    if "model_name_or_path" not in (recorded.get(LOCAL_FOLDERS_KEY) or ()):
+        return name
+    local_file = folder / LOCAL_PATHS_NAME
+    path = json.loads(local_file.read_text()).get("model_name_or_path") if local_file.is_file() else None
+    if path and Path(path).is_dir():
+        return path
+    raise FileNotFoundError(f"{folder} was fine-tuned from a local folder named {name!r} "
+                            f"({'at ' + path if path else 'its path is not recorded here'}), which is not on this "
+                            "machine: pass that folder (or the hub id it was saved from) as the base model")
 
 
 def upload_folder(folder: str | Path, repo_id: str, *, token: str | None = None, private: bool | None = None,

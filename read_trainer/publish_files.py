@@ -5,7 +5,10 @@ Uploads name files, not patterns: a pattern such as ``model-*.safetensors`` also
 files from ``EXPORT_FILES`` go up, plus the weight shards that ``model.safetensors.index.json``
 itself lists. Settings written into a card or the saved training arguments have local
 paths (absolute or under ``~``) reduced to their last component: they name the machine's
-folders, not the model.
+folders, not the model. Which model settings named a local folder is recorded by name
+(``local_folders``), and their full paths go to ``read_local_paths.json``, which is not in
+``EXPORT_FILES`` and so stays on the machine: a base model trained from a folder is then
+never taken for a hub id of the same last name, and this machine can still load it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ EXPORT_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
     "processor_config.json", "preprocessor_config.json", "README.md", "results.json", "read_training_args.json",
 )
+# Kept beside an export for this machine only (never uploaded: not in EXPORT_FILES).
+LOCAL_PATHS_NAME = "read_local_paths.json"
+# The key of the saved training arguments that lists the settings which named a local folder.
+LOCAL_FOLDERS_KEY = "local_folders"
+# Settings that take a hub id or a folder.
+MODEL_SETTINGS = ("model_name_or_path", "decoder_name_or_path")
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors$")
 
 
@@ -54,3 +63,26 @@ def redact_local_paths(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redact_local_paths(v) for v in value)
     return value
+
+
+def local_model_folders(settings: dict) -> dict[str, str]:
+    """The ``MODEL_SETTINGS`` of ``settings`` that name a folder here, as absolute paths."""
+    found = {}
+    for key in MODEL_SETTINGS:
+        value = settings.get(key)
+        if isinstance(value, str) and value and os.path.isdir(os.path.expanduser(value)):
+            found[key] = os.path.abspath(os.path.expanduser(value))
+    return found
+
+
+def publishable_settings(settings: dict) -> tuple[dict, dict[str, str]]:
+    """``settings`` as they may be published, and the local folders kept back.
+
+    The first has local paths redacted (``redact_local_paths``) and ``LOCAL_FOLDERS_KEY`` naming
+    the model settings that were local folders (so ``clip`` is not read as the hub id ``clip``);
+    the second maps those settings to their full paths, for ``LOCAL_PATHS_NAME``.
+    """
+    local = local_model_folders(settings)
+    published = redact_local_paths(dict(settings))
+    published[LOCAL_FOLDERS_KEY] = sorted(local)
+    return published, local

@@ -36,12 +36,13 @@ from .checkpoint import is_sharded as _is_sharded
 from .chunking import cached_embedding_step
 from .config import ReadConfig
 from .data.collator import ReadCollator
+from .data.loading import default_negative_generator
 from .data.validation import check_dataset
 from .modeling import ReadModel
 from .nonfinite import NonFiniteGuard, assert_finite
 from .output_dir import claim_output_dir, staged_export
 from .preemption import PREEMPTED_EXIT_CODE, Preempted, PreemptionCallback, parse_signals
-from .publish_files import redact_local_paths
+from .publish_files import LOCAL_PATHS_NAME, publishable_settings
 from .run_record import (
     begin_run,
     build_record,
@@ -99,7 +100,10 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         args: a ``ReadConfig``.
         processing_class: the ``CLIPProcessor``; loaded from ``args.model_name_or_path`` when ``None``.
         decoder_tokenizer: the T5 tokenizer; loaded from ``args.decoder_name_or_path`` when needed.
-        negative_generator: ``f(caption, k) -> list[str]`` for rows without a negatives column.
+        negative_generator: ``f(caption, k) -> list[str]`` for rows without negatives. ``"auto"`` (the
+            default): the package's ``HardNegativeGenerator(seed=args.seed)`` when ``num_hard_negatives > 0``
+            and the train or eval dataset has no ``negatives`` column, as ``run_read.py --hard_negatives auto``
+            does; ``None``: never generate (every row must carry its negatives).
         peft_config: a ``peft`` config (e.g. ``LoraConfig``) for the CLIP towers; ``args.use_peft``
             builds one from the ``lora_*`` options. Saving and pushing write the merged CLIPModel.
         Other arguments are `transformers.Trainer`'s.
@@ -107,7 +111,7 @@ class ReadTrainer(StreamResumeMixin, Trainer):
 
     def __init__(self, model: ReadModel | None = None, args: ReadConfig | None = None, data_collator=None,
                  train_dataset=None, eval_dataset=None, processing_class=None, decoder_tokenizer=None,
-                 negative_generator=None, peft_config=None, callbacks=None, **kwargs):
+                 negative_generator="auto", peft_config=None, callbacks=None, **kwargs):
         args = args if args is not None else ReadConfig(output_dir="read_output")
         if not isinstance(args, ReadConfig):
             raise TypeError(f"ReadTrainer needs a ReadConfig, got {type(args).__name__}")
@@ -130,6 +134,11 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         if processing_class is None:
             processing_class = CLIPProcessor.from_pretrained(args.model_name_or_path)
         if data_collator is None:
+            if isinstance(negative_generator, str):
+                if negative_generator != "auto":
+                    raise ValueError(f"negative_generator={negative_generator!r}: pass a callable, 'auto' or None")
+                negative_generator = default_negative_generator((train_dataset, eval_dataset),
+                                                                args.num_hard_negatives, args.seed)
             if args.uses_decoder and decoder_tokenizer is None:
                 decoder_tokenizer = AutoTokenizer.from_pretrained(args.decoder_name_or_path)
             data_collator = ReadCollator(
@@ -399,9 +408,14 @@ class ReadTrainer(StreamResumeMixin, Trainer):
             self.processing_class.save_pretrained(output_dir)
         # JSON, with hub tokens redacted by TrainingArguments.to_json_string, instead of
         # Trainer's pickled training_args.bin (which would carry a token verbatim); local
-        # paths reduced to their last component (they would leak the machine's layout).
+        # paths reduced to their last component (they would leak the machine's layout), and
+        # which model settings were local folders. Their full paths stay in a file that is
+        # never uploaded, so this machine can still load the base (``hub.base_model_of``).
+        published, local = publishable_settings(json.loads(self.args.to_json_string()))
         with open(os.path.join(output_dir, TRAINING_ARGS_NAME), "w", encoding="utf-8") as f:
-            json.dump(redact_local_paths(json.loads(self.args.to_json_string())), f, indent=2, sort_keys=True)
+            json.dump(published, f, indent=2, sort_keys=True)
+        with open(os.path.join(output_dir, LOCAL_PATHS_NAME), "w", encoding="utf-8") as f:
+            json.dump(local, f, indent=2, sort_keys=True)  # {} too: replaces an earlier export's
 
     def _save_checkpoint(self, model, trial):
         # A diverged model is not saved: save_total_limit would otherwise rotate good checkpoints out.

@@ -47,8 +47,11 @@ def test_unreadable_image_names_row_and_file_at_first_step(tiny_models, tmp_path
 
 def test_negatives_required_without_a_generator(tiny_models, tmp_path):
     rows = [{k: v for k, v in r.items() if k != "negatives"} for r in make_rows(4)]
+    # negative_generator=None asks for the rows' own negatives (by default they are generated:
+    # tests/test_trainer_negatives.py).
     with pytest.raises(ValueError, match="no 'negatives' column and no negative generator"):
-        ReadTrainer(args=_args(tiny_models, tmp_path), train_dataset=datasets.Dataset.from_list(rows))
+        ReadTrainer(args=_args(tiny_models, tmp_path), train_dataset=datasets.Dataset.from_list(rows),
+                    negative_generator=None)
     # num_hard_negatives=0 is plain CLIP-style training and needs none.
     ReadTrainer(args=_args(tiny_models, tmp_path, num_hard_negatives=0), train_dataset=datasets.Dataset.from_list(rows))
 

@@ -45,6 +45,17 @@ def test_cli_overrides_yaml_and_defaults_are_the_reference(tmp_path):
     assert config.reconstruction_weight == 0.1 and config.learning_rate == 1e-5
 
 
+def test_a_data_source_on_the_command_line_replaces_the_yamls_other_source():
+    # The reference YAML names a train_file; --dataset_name my_photos must train on my_photos.
+    reference = ["--config", str(RECIPES / "read_clip_vit_b32.yaml"), "--use_cpu", "true"]
+    data, _ = parse_args_with_config((DataArguments, ReadConfig), reference + ["--dataset_name", "my_photos"])
+    assert (data.dataset_name, data.train_file) == ("my_photos", None)
+    data, _ = parse_args_with_config((DataArguments, ReadConfig), reference + ["--train_file=rows.jsonl"])
+    assert (data.dataset_name, data.train_file) == (None, "rows.jsonl")
+    data, _ = parse_args_with_config((DataArguments, ReadConfig), reference)
+    assert data.train_file == "data/coco_read/train.jsonl"
+
+
 def test_unknown_yaml_key_is_an_error(tmp_path):
     yaml_file = tmp_path / "typo.yaml"
     yaml_file.write_text("reconstruction_weigth: 0.2\n")

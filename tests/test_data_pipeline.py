@@ -45,6 +45,16 @@ def test_karpathy_json_selects_splits_and_resolves_images(tmp_path):
     assert report.kept == 3
 
 
+def test_karpathy_json_with_a_relative_image_root_finds_every_image(tmp_path, monkeypatch):
+    # As the docs write it: --train_file data/dataset_coco.json --image_root data/coco, from the
+    # folder holding data/. The root is joined with each filepath/filename once.
+    path, root = _karpathy(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    train, _ = load_read_datasets(DataArguments(train_file=path.name, image_root=root.name))
+    assert train[0]["image"] == str(root / "train2014" / "COCO_train2014_000000000000.jpg")
+    assert scan_dataset(train)[1].kept == 3
+
+
 def test_jsonl_paths_relative_to_the_file(tmp_path):
     (tmp_path / "imgs").mkdir()
     random_image(0).save(tmp_path / "imgs" / "a.png")

@@ -73,7 +73,7 @@ def test_accelerate_accepts_the_config(name):
         assert args.num_processes == 1 and not (args.multi_gpu or args.use_fsdp or args.use_deepspeed)
     else:
         assert args.num_processes > 1
-        # --num_processes on the command line wins over the file (the README's launch lines use it).
+        # --num_processes on the command line wins over the file (docs/launch.md's launch lines use it).
         overridden, *_ = _launch_env(path, ["--num_processes", "4"])
         assert overridden.num_processes == 4
 

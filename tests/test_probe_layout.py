@@ -1,4 +1,4 @@
-"""The layout probe behind the README's claim that the image embedding carries no left/right."""
+"""The layout probe behind docs/demo.md's claim that the image embedding carries no left/right."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Sequence
 
 import datasets
 
@@ -161,21 +162,21 @@ def is_karpathy_file(path: Path) -> bool:
     return head.startswith("{") and '"images"' in head
 
 
-def load_karpathy_rows(path: Path, splits: str, image_root: str | None) -> datasets.Dataset:
+def load_karpathy_rows(path: Path, splits: str) -> datasets.Dataset:
     """One row per image of the chosen splits: all its human captions, its image path, its id.
 
-    Image paths are ``image_root/filepath/filename`` (``filepath`` is e.g. ``train2014``
-    in the COCO file and absent in Flickr30k's).
+    Image paths are ``filepath/filename`` (``filepath`` is e.g. ``train2014`` in the COCO
+    file and absent in Flickr30k's), relative to the image root: ``resolve_image_paths``
+    joins them with it, once.
     """
     wanted = {s.strip() for s in splits.split(",") if s.strip()}
     with path.open(encoding="utf-8", errors="replace") as f:  # damaged captions are named by the scan
         content = json.load(f)
-    root = Path(image_root) if image_root else path.parent
     rows = {"image": [], "captions": [], "image_id": [], "split": []}
     for entry in content["images"]:
         if entry.get("split") not in wanted:
             continue
-        rows["image"].append(str(root / entry.get("filepath", "") / entry["filename"]))
+        rows["image"].append(str(Path(entry.get("filepath", "")) / entry["filename"]))
         rows["captions"].append([s["raw"].strip() for s in entry["sentences"]])
         rows["image_id"].append(str(entry.get("cocoid", entry.get("imgid", entry["filename"]))))
         rows["split"].append(entry["split"])
@@ -238,7 +239,7 @@ def load_split(data_args: DataArguments, split: str | None, file: str | None,
             raise FileNotFoundError(missing_path_message("data file", file))
         root = data_args.image_root or str(path.parent)
         if is_karpathy_file(path):
-            dataset = load_karpathy_rows(path, karpathy_splits, data_args.image_root)
+            dataset = load_karpathy_rows(path, karpathy_splits)
             return resolve_image_paths(dataset, "image", root, data_args.allow_outside_image_root)
         builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
@@ -374,13 +375,27 @@ def to_read_schema(dataset: datasets.Dataset, data_args: DataArguments) -> datas
 def negative_generator_for(data_args: DataArguments, dataset: datasets.Dataset, num_hard_negatives: int,
                            seed: int):
     """The generator ``hard_negatives`` asks for, or ``None`` when negatives come from the column."""
+    return default_negative_generator((dataset,), num_hard_negatives, seed, mode=data_args.hard_negatives,
+                                      backend=data_args.negative_backend)
+
+
+def default_negative_generator(splits: Sequence[Any], num_hard_negatives: int, seed: int, mode: str = "auto",
+                               backend: str = "rules", negatives_column: str = "negatives"):
+    """The package's ``HardNegativeGenerator`` when hard negatives must be made, else ``None``.
+
+    ``mode`` is ``hard_negatives``: ``column`` never generates, ``generate`` always does, and
+    ``auto`` does when one of ``splits`` (``None`` entries ignored) lacks ``negatives_column``;
+    a stream, whose columns are unknown until read, counts as lacking it (the collator uses a
+    row's own negatives whenever it has them). ``run_read.py`` and ``ReadTrainer`` both decide here.
+    """
     from .negatives import HardNegativeGenerator
 
-    if num_hard_negatives == 0 or data_args.hard_negatives == "column":
+    if num_hard_negatives == 0 or mode == "column":
         return None
-    if data_args.hard_negatives == "auto" and "negatives" in (dataset.column_names or ()):
+    if mode == "auto" and all(negatives_column in (getattr(d, "column_names", None) or ())
+                              for d in splits if d is not None):
         return None
-    return HardNegativeGenerator(seed=seed, backend=data_args.negative_backend)
+    return HardNegativeGenerator(seed=seed, backend=backend)
 
 
 def load_read_datasets(data_args: DataArguments) -> tuple[datasets.Dataset, datasets.Dataset | None]:

@@ -136,7 +136,8 @@ def load_paraphrase_file(path: str) -> dict[str, list[str]]:
     if is_image_paraphrase_file(file):
         raise ValueError(f"paraphrase_file {path!r} is a per-image file ({{image id: [paraphrases]}}); it is joined "
                          "on an image-id column (--paraphrase_key_column) when the data is loaded, which --streaming "
-                         "does not do: put the paraphrases into the shards instead")
+                         "does not do: put the paraphrases into the shards (recipes/make_shards.py --paraphrase_file) "
+                         "and pass --paraphrase_file none")
     table: dict[str, list[str]] = {}
     with file.open("rb") as f:
         for number, raw in enumerate(f, 1):
@@ -236,7 +237,8 @@ def attach_image_paraphrases(dataset: datasets.Dataset, table: dict[str, list[st
     """
     if key_column not in dataset.column_names:
         raise ValueError(f"paraphrase_file {source!r} is keyed by image id, but the dataset has no "
-                         f"{key_column!r} column (it has {dataset.column_names}); pass --paraphrase_key_column")
+                         f"{key_column!r} column (it has {dataset.column_names}); pass --paraphrase_key_column, or "
+                         "--paraphrase_file none if the file belongs to other data (the reference YAML's is COCO's)")
 
     def _lookup(batch):
         return {"paraphrases": [table.get(str(k).strip(), []) for k in batch[key_column]]}

@@ -201,6 +201,7 @@ def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.P
     from ..checkpoint import TRAINING_ARGS_NAME
     from ..config import ReadConfig
     from ..data.loading import DataArguments, to_read_schema
+    from ..publish_files import LOCAL_PATHS_NAME
     from ..trainer import ReadTrainer
 
     folder = Path(folder)
@@ -220,9 +221,11 @@ def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.P
         trainer = ReadTrainer(args=args, train_dataset=dataset)
         trainer.train()
         trainer.save_model(str(folder))
-    # The export's copy of the trainer arguments names the scratch folders above (random names),
-    # so no two builds would be byte-identical; build_params.json records how the model was built.
+    # The export's copy of the trainer arguments and its record of local folders name the scratch
+    # folders above (random names), so no two builds would be byte-identical; build_params.json
+    # records how the model was built.
     (folder / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+    (folder / LOCAL_PATHS_NAME).unlink(missing_ok=True)
     drop_load_options(folder)
     return folder
 
