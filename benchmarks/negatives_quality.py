@@ -1,0 +1,190 @@
+"""Quality of the rule generator's hard negatives, against negatives labelled by reading them.
+
+The labelled set (``benchmarks/negatives_quality/``) holds real captions the generator was
+not developed on (its lexicon and rules were tuned on the SugarCrepe positives): COCO
+captions from the shipped VALSE annotation files, deduplicated against the SugarCrepe
+positives. ``captions.jsonl`` lists them with their split (``dev``: the captions the fixes
+were made from; ``fresh``: captions first read after the fixes, to measure them) and
+``labels.jsonl`` holds every negative that was read, with its label (see ``README.md`` in
+that folder for the labelling rules).
+
+``report`` re-generates the negatives of each caption with the generator importable here
+(seed 2025, K = 3), looks each one up by its exact text (a text that changed is no longer
+labelled) and prints, per category, the rates of ``valid``/``garbled``/``true``/``other``,
+and the coverage: the fraction of captions whose K negatives are all labelled valid
+(no batch-level fallback counted). Texts without a label are listed, to be read and added.
+
+    python benchmarks/negatives_quality.py                      # both splits
+    python benchmarks/negatives_quality.py --split fresh
+    python benchmarks/negatives_quality.py --unlabelled new.jsonl   # stubs to label
+    PYTHONPATH=/path/to/other/checkout python benchmarks/negatives_quality.py   # another generator
+
+``sample`` rebuilds ``captions.jsonl`` from the shipped annotations (deterministic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent / "negatives_quality"
+LABELS = ("valid", "garbled", "true", "other")
+SEED, K = 2025, 3
+# Category families the report groups by.
+FAMILIES = {
+    "swap_noun": "swaps", "swap_adj": "swaps", "swap_adv": "swaps", "swap_np": "swaps",
+    "swap_relation": "swaps", "replace_att": "replace_att", "replace_obj": "replace_obj",
+    "replace_rel": "replace_rel",
+}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+# --------------------------------------------------------------------------------------
+# The caption sample
+# --------------------------------------------------------------------------------------
+
+
+def _visdial_caption(text: str) -> str:
+    """VALSE's coreference rows are "<COCO caption>. <question>? <answer>.": the caption."""
+    return text.rsplit("?", 1)[0].rsplit(". ", 1)[0].strip() + "."
+
+
+def sample_captions(annotations: Path, dev: int, fresh: int, seed: int) -> list[dict]:
+    """``dev`` captions from FOIL-it (COCO val2014) and ``fresh`` ones from the coreference
+    (COCO train2014) and relations (COCO val2017) pieces, none equal to a SugarCrepe
+    positive or to each other (compared lower-cased, whitespace collapsed)."""
+    seen = set()
+    for path in sorted((annotations / "sugarcrepe").glob("*.json")):
+        seen |= {_norm(row["caption"]) for row in json.loads(path.read_text()).values()}
+
+    def pool(piece: str, get=lambda row: row["caption"]) -> list[str]:
+        rows = json.loads((annotations / "valse" / f"{piece}.json").read_text())
+        out = []
+        for key in sorted(rows):
+            caption = get(rows[key])
+            if _norm(caption) not in seen:
+                seen.add(_norm(caption))
+                out.append(caption)
+        return out
+
+    rng = random.Random(seed)
+    foil = pool("foil-it")
+    coref = pool("coreference-standard", lambda row: _visdial_caption(row["caption"]))
+    relations = pool("relations")
+    rows = [{"caption": c, "source": "valse/foil-it", "split": "dev"} for c in rng.sample(foil, dev)]
+    n_coref = fresh // 2
+    rows += [{"caption": c, "source": "valse/coreference-standard", "split": "fresh"}
+             for c in rng.sample(coref, n_coref)]
+    rows += [{"caption": c, "source": "valse/relations", "split": "fresh"}
+             for c in rng.sample(relations, fresh - n_coref)]
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------
+
+
+def evaluate(captions: list[dict], labels: list[dict], split: str | None) -> dict:
+    """Re-generate and look up labels. Returns counts per family and label, coverage, unlabelled."""
+    from read_trainer.data.negatives import HardNegativeGenerator
+
+    by_text = {(row["caption"], row["negative"]): row for row in labels}
+    generator = HardNegativeGenerator(seed=SEED)
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    unlabelled, covered, full, rows = [], 0, 0, 0
+    for row in captions:
+        if split is not None and row["split"] != split:
+            continue
+        rows += 1
+        negatives = generator.generate(row["caption"], K)
+        full += len(negatives) == K
+        valid = 0
+        for negative in negatives:
+            label = by_text.get((row["caption"], negative.text))
+            name = label["label"] if label else "unlabelled"
+            if label is None:
+                unlabelled.append({"caption": row["caption"], "negative": negative.text,
+                                   "category": negative.category, "label": "", "note": ""})
+            for key in {negative.category, FAMILIES[negative.category], "all"}:
+                counts[key][name] += 1
+            valid += name == "valid"
+        covered += valid == K
+    return {"captions": rows, "counts": counts, "covered": covered, "full": full, "unlabelled": unlabelled}
+
+
+def format_table(result: dict) -> str:
+    order = ["swaps", "swap_noun", "swap_adj", "swap_adv", "swap_np", "swap_relation",
+             "replace_att", "replace_obj", "replace_rel", "all"]
+    lines = [f"{'category':<14} {'n':>5} " + " ".join(f"{name:>8}" for name in (*LABELS, "unlab."))]
+    for key in order:
+        c = result["counts"].get(key)
+        if not c:
+            continue
+        n = sum(c.values())
+        cells = " ".join(f"{100.0 * c[name] / n:7.1f}%" for name in (*LABELS, "unlabelled"))
+        indent = "  " if key.startswith("swap_") else ""
+        lines.append(f"{indent + key:<14} {n:>5} {cells}")
+    rows = result["captions"]
+    lines.append(f"captions: {rows}; with {K} negatives from the generator (no batch fallback): "
+                 f"{result['full']} ({100.0 * result['full'] / max(rows, 1):.1f}%); "
+                 f"with {K} negatives labelled valid: {result['covered']} ({100.0 * result['covered'] / max(rows, 1):.1f}%)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    report = sub.add_parser("report", help="Re-generate and score against the labels (the default).")
+    report.add_argument("--split", choices=("dev", "fresh"), default=None, help="Default: each split, then both.")
+    report.add_argument("--unlabelled", type=Path, default=None, help="Write the unlabelled negatives here (JSONL).")
+    sample = sub.add_parser("sample", help="Rebuild captions.jsonl from the shipped annotations.")
+    sample.add_argument("--dev", type=int, default=110)
+    sample.add_argument("--fresh", type=int, default=110)
+    sample.add_argument("--seed", type=int, default=23)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["report"])
+
+    if args.command == "sample":
+        from read_trainer.evaluation.bundled import bundled_data_root
+
+        rows = sample_captions(bundled_data_root(), args.dev, args.fresh, args.seed)
+        with (HERE / "captions.jsonl").open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        print(f"wrote {len(rows)} captions to {HERE / 'captions.jsonl'}")
+        return 0
+
+    captions = read_jsonl(HERE / "captions.jsonl")
+    labels = read_jsonl(HERE / "labels.jsonl") if (HERE / "labels.jsonl").exists() else []
+    bad = [row for row in labels if row["label"] not in LABELS]
+    if bad:
+        raise ValueError(f"labels.jsonl: label {bad[0]['label']!r} not one of {LABELS} ({bad[0]['negative']!r})")
+    unlabelled = []
+    for split in ([args.split] if args.split else ["dev", "fresh", None]):
+        result = evaluate(captions, labels, split)
+        print(f"== split: {split or 'all'}")
+        print(format_table(result))
+        unlabelled += result["unlabelled"] if split is not None else []
+    if unlabelled:
+        print(f"{len(unlabelled)} negatives have no label:")
+        for row in unlabelled:
+            print(f"  [{row['category']}] {row['caption']!r} -> {row['negative']!r}")
+        if args.unlabelled:
+            with args.unlabelled.open("w", encoding="utf-8") as f:
+                f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in unlabelled)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
