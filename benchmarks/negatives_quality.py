@@ -125,6 +125,36 @@ def evaluate(captions: list[dict], labels: list[dict], split: str | None) -> dic
     return {"captions": rows, "counts": counts, "covered": covered, "full": full, "unlabelled": unlabelled}
 
 
+def filter_check(labels: list[dict], split_of: dict[str, str], split: str | None) -> dict:
+    """How the current generator's rules act as a filter on labelled negatives: a labelled
+    text is *kept* if the generator can still make it (among all its candidates, ``k`` =
+    1000), *rejected* otherwise. Precision: the share of rejected texts that were labelled
+    invalid (garbled or true); recall: the share of invalid texts that are rejected."""
+    from read_trainer.data.negatives import HardNegativeGenerator
+
+    generator = HardNegativeGenerator(seed=SEED)
+    candidates: dict[str, set[str]] = {}
+    table = collections.Counter()
+    for row in labels:
+        if row["label"] == "other" or (split is not None and split_of.get(row["caption"]) != split):
+            continue
+        if row["caption"] not in candidates:
+            candidates[row["caption"]] = set(generator(row["caption"], 1000))
+        kept = row["negative"] in candidates[row["caption"]]
+        table[("valid" if row["label"] == "valid" else "invalid", "kept" if kept else "rejected")] += 1
+    return table
+
+
+def format_filter(table: collections.Counter) -> str:
+    rejected = table["valid", "rejected"] + table["invalid", "rejected"]
+    invalid = table["invalid", "kept"] + table["invalid", "rejected"]
+    precision = table["invalid", "rejected"] / rejected if rejected else float("nan")
+    recall = table["invalid", "rejected"] / invalid if invalid else float("nan")
+    return (f"labelled valid: kept {table['valid', 'kept']}, rejected {table['valid', 'rejected']}; "
+            f"labelled garbled/true: kept {table['invalid', 'kept']}, rejected {table['invalid', 'rejected']}; "
+            f"rejection precision {precision:.1%}, recall {recall:.1%}")
+
+
 def format_table(result: dict) -> str:
     order = ["swaps", "swap_noun", "swap_adj", "swap_adv", "swap_np", "swap_relation",
              "replace_att", "replace_obj", "replace_rel", "all"]
@@ -150,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="Re-generate and score against the labels (the default).")
     report.add_argument("--split", choices=("dev", "fresh"), default=None, help="Default: each split, then both.")
     report.add_argument("--unlabelled", type=Path, default=None, help="Write the unlabelled negatives here (JSONL).")
+    report.add_argument("--filter", action="store_true",
+                        help="Also score the generator's rules as a filter on every labelled text.")
     sample = sub.add_parser("sample", help="Rebuild captions.jsonl from the shipped annotations.")
     sample.add_argument("--dev", type=int, default=110)
     sample.add_argument("--fresh", type=int, default=110)
@@ -170,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     bad = [row for row in labels if row["label"] not in LABELS]
     if bad:
         raise ValueError(f"labels.jsonl: label {bad[0]['label']!r} not one of {LABELS} ({bad[0]['negative']!r})")
+    if args.filter:
+        split_of = {row["caption"]: row["split"] for row in captions}
+        print(f"== rules as a filter (split: {args.split or 'all'})")
+        print(format_filter(filter_check(labels, split_of, args.split)))
     unlabelled = []
     for split in ([args.split] if args.split else ["dev", "fresh", None]):
         result = evaluate(captions, labels, split)

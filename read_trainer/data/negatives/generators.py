@@ -12,7 +12,7 @@ from typing import Callable, Hashable, Iterator, Sequence
 from .. import lexicon as lx
 from .edits import _GENERATORS, CATEGORIES
 from .parsing import Parsed, Unit, _finish, _merge_multiwords, parse_rules
-from .text import MAX_WORDS, _adjacent_repeats, caption_rng, normalize
+from .text import _WORD_RE, MAX_WORDS, _adjacent_repeats, caption_rng, normalize
 
 BACKENDS = ("rules", "spacy")
 
@@ -147,6 +147,7 @@ class HardNegativeGenerator:
         order = list(categories)
         rng.shuffle(order)
         repeats = _adjacent_repeats(normalize(parsed.caption))
+        breaks = _breaks(parsed.caption)
         # Generators are created lazily: a category's candidates are only built when
         # its turn comes, which keeps the common case (k small) fast.
         streams = {category: _GENERATORS[category](parsed, rng) for category in order}
@@ -154,7 +155,7 @@ class HardNegativeGenerator:
             for category in list(order):
                 if len(chosen) >= k:
                     break
-                text = self._next_valid(streams[category], seen, repeats)
+                text = self._next_valid(streams[category], seen, repeats, breaks)
                 if text is None:
                     order.remove(category)
                     continue
@@ -162,15 +163,16 @@ class HardNegativeGenerator:
                 seen.add(normalize(text))
 
     @staticmethod
-    def _next_valid(stream: Iterator[str], seen: set[str], caption_repeats: int) -> str | None:
-        """The stream's next text that is non-empty, new, and adds no doubled word.
+    def _next_valid(stream: Iterator[str], seen: set[str], caption_repeats: int, caption_breaks: int) -> str | None:
+        """The stream's next text that is non-empty, new, and adds no doubled word or break.
 
         swap_spans already keeps the bag of words of swaps. A doubled word ("a soccer
-        soccer ball") is a text-only giveaway, so such candidates are skipped.
+        soccer ball") or a broken word sequence ("a smiling an american flag", "three
+        four coins", "seen from in") is a text-only giveaway, so such candidates are skipped.
         """
         for text in stream:
             key = normalize(text)
-            if key and key not in seen and _adjacent_repeats(key) <= caption_repeats:
+            if key and key not in seen and _adjacent_repeats(key) <= caption_repeats and _breaks(text) <= caption_breaks:
                 return text
         return None
 
@@ -186,6 +188,24 @@ class HardNegativeGenerator:
         if len(chosen) < k:
             stats["shortfall/captions"] += 1
             stats["shortfall/negatives"] += k - len(chosen)
+
+
+_ARTICLE_BLOCKERS = lx.DETERMINERS | frozenset(lx.NUMBER_WORDS)
+_DANGLING = lx.PREPOSITIONS - lx.PARTICLES
+
+
+def _breaks(text: str) -> int:
+    """Word sequences that no caption has: an article before another determiner or a
+    number ("a the", "an two"), two numbers in a row, a preposition at the very end."""
+    words = [w.lower() for w in _WORD_RE.findall(text)]
+    count = 0
+    for a, b in zip(words, words[1:]):
+        b_number = b in lx.NUMBER_WORDS or b.isdigit()
+        if a in lx.ARTICLES and (b in _ARTICLE_BLOCKERS or b.isdigit()):
+            count += 1
+        elif (a in lx.NUMBER_WORDS or a.isdigit()) and b_number:
+            count += 1
+    return count + (1 if words and words[-1] in _DANGLING else 0)
 
 
 def _load_spacy(model: str):
