@@ -62,33 +62,37 @@ def _visdial_caption(text: str) -> str:
 
 
 def sample_captions(annotations: Path, dev: int, fresh: int, seed: int) -> list[dict]:
-    """``dev`` captions from FOIL-it (COCO val2014) and ``fresh`` ones from the coreference
-    (COCO train2014) and relations (COCO val2017) pieces, none equal to a SugarCrepe
-    positive or to each other (compared lower-cased, whitespace collapsed)."""
+    """``dev`` captions from FOIL-it (COCO val2014), the captions the generator's fixes were
+    made from; ``fresh`` captions for measuring them, read only after the fixes: all of
+    VALSE's coreference-hard captions (VisDial, COCO-style) and SugarCrepe++ paraphrases
+    (``caption2``) for the rest. None is equal to a SugarCrepe positive or to another
+    sampled caption (compared lower-cased, whitespace collapsed)."""
     seen = set()
     for path in sorted((annotations / "sugarcrepe").glob("*.json")):
         seen |= {_norm(row["caption"]) for row in json.loads(path.read_text()).values()}
 
-    def pool(piece: str, get=lambda row: row["caption"]) -> list[str]:
-        rows = json.loads((annotations / "valse" / f"{piece}.json").read_text())
+    def unseen(captions: list[str]) -> list[str]:
         out = []
-        for key in sorted(rows):
-            caption = get(rows[key])
+        for caption in captions:
             if _norm(caption) not in seen:
                 seen.add(_norm(caption))
                 out.append(caption)
         return out
 
+    def valse(piece: str, get=lambda row: row["caption"]) -> list[str]:
+        rows = json.loads((annotations / "valse" / f"{piece}.json").read_text())
+        return [get(rows[key]) for key in sorted(rows)]
+
     rng = random.Random(seed)
-    foil = pool("foil-it")
-    coref = pool("coreference-standard", lambda row: _visdial_caption(row["caption"]))
-    relations = pool("relations")
-    rows = [{"caption": c, "source": "valse/foil-it", "split": "dev"} for c in rng.sample(foil, dev)]
-    n_coref = fresh // 2
-    rows += [{"caption": c, "source": "valse/coreference-standard", "split": "fresh"}
-             for c in rng.sample(coref, n_coref)]
-    rows += [{"caption": c, "source": "valse/relations", "split": "fresh"}
-             for c in rng.sample(relations, fresh - n_coref)]
+    rows = [{"caption": c, "source": "valse/foil-it", "split": "dev"}
+            for c in rng.sample(unseen(valse("foil-it")), dev)]
+    hard = unseen(valse("coreference-hard", lambda row: _visdial_caption(row["caption"])))
+    hard = rng.sample(hard, min(fresh, len(hard)))
+    rows += [{"caption": c, "source": "valse/coreference-hard", "split": "fresh"} for c in hard]
+    paraphrases = [row["caption2"] for path in sorted((annotations / "sugarcrepe_pp").glob("*.json"))
+                   for row in json.loads(path.read_text())]
+    rows += [{"caption": c, "source": "sugarcrepe_pp/caption2", "split": "fresh"}
+             for c in rng.sample(unseen(paraphrases), fresh - len(hard))]
     return rows
 
 
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Also score the generator's rules as a filter on every labelled text.")
     sample = sub.add_parser("sample", help="Rebuild captions.jsonl from the shipped annotations.")
     sample.add_argument("--dev", type=int, default=110)
-    sample.add_argument("--fresh", type=int, default=110)
+    sample.add_argument("--fresh", type=int, default=130)
     sample.add_argument("--seed", type=int, default=23)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["report"])
 

@@ -1,0 +1,398 @@
+"""Whether a candidate edit fits its caption: the checks between drawing and keeping.
+
+Each category draws its candidates exactly as before (same lists, same shuffles, so the
+same random stream); these checks then drop a candidate that would be garbled ("a camera
+jumping up at the dog", "a spoon filled with hot dogs", "skiing down a beach") or still
+true ("kitchen" -> "room"). Keeping the draws and filtering after them means a caption
+whose negatives were fine keeps exactly those negatives.
+
+* Swaps: :func:`nouns_trade_places`, :func:`adjectives_trade_places`,
+  :func:`phrases_trade_places`, :func:`relations_trade_places` (pairs of spans).
+* Replacements: :func:`attribute_check`, :func:`object_check`, :func:`relation_check`
+  take a slot (the unit to replace), read its context once and return the test for
+  each replacement word.
+
+What fits what is in :mod:`.fit`; the roles of words (subject, object, landmark) in
+:mod:`.context`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .. import lexicon as lx
+from . import context as cx
+from . import fit
+from .parsing import Parsed, Phrase, Unit, _gap
+
+Check = Callable[[str], bool]
+_NEVER: Check = lambda word: False  # noqa: E731
+_ALWAYS: Check = lambda word: True  # noqa: E731
+_NO_VERB = lx.VerbForm("", "", "", ("",) * 4)
+
+
+def _verb_concept(low: str) -> str:
+    return lx.VERBS.get(low, _NO_VERB).concept
+
+
+# --------------------------------------------------------------------------------------
+# Swaps
+# --------------------------------------------------------------------------------------
+
+
+def modifiers_fit(parsed: Parsed, phrase: Phrase, head: int, noun: str) -> bool:
+    """Whether the colour/material/pattern/shape words before ``head`` in ``phrase`` fit ``noun``."""
+    for m in range(phrase.first, head):
+        low = parsed.units[m].low
+        if parsed.units[m].pos == "ADJ" and low in lx.ATTRIBUTES:
+            if not fit.attribute_fits(lx.ATTRIBUTES[low][0], low, noun):
+                return False
+    return True
+
+
+def nouns_trade_places(parsed: Parsed, u: int, p: int, v: int, q: int) -> bool:
+    """Whether head nouns ``u`` (of phrase ``p``) and ``v`` (of ``q``) can swap: alike in what
+    they can do and be (people, animals, objects of one family and size), neither bound in
+    a compound, and each fitting the other's colour or material words."""
+    units = parsed.units
+    a, b = units[u].low, units[v].low
+    if not fit.swap_fits(a, b) or cx.in_compound(parsed, u) or cx.in_compound(parsed, v):
+        return False
+    return modifiers_fit(parsed, parsed.phrases[p], u, b) and modifiers_fit(parsed, parsed.phrases[q], v, a)
+
+
+def adjectives_trade_places(parsed: Parsed, u: int, v: int) -> bool:
+    """Two attributes of one kind (two colours, two materials, a size and its opposite),
+    each describing a noun the other fits: "a black dish | a colorful container", never
+    "a frosted shirt | a pink donut" or "a red dog"."""
+    a, b = parsed.units[u].low, parsed.units[v].low
+    head_a, head_b = cx.modified_head(parsed, u), cx.modified_head(parsed, v)
+    if head_a is None or head_b is None:
+        return False
+    if a in lx.ATTRIBUTES and b in lx.ATTRIBUTES:
+        group = lx.ATTRIBUTES[a][0]
+        return (lx.ATTRIBUTES[b][0] == group and fit.attribute_fits(group, b, head_a)
+                and fit.attribute_fits(group, a, head_b))
+    return b in lx.ANTONYMS.get(a, ())
+
+
+def phrases_trade_places(parsed: Parsed, a: Phrase, b: Phrase) -> bool:
+    """Whole noun phrases about things alike in role (see ``fit.swap_fits``), neither a
+    picture/side/top frame, neither leaving a modifier or compound half behind."""
+    ha, hb = cx.anchor_head(parsed, a), cx.anchor_head(parsed, b)
+    if ha is None or hb is None or not fit.swap_fits(parsed.units[ha].low, parsed.units[hb].low):
+        return False
+    return cx.phrase_is_whole(parsed, a) and cx.phrase_is_whole(parsed, b)
+
+
+_SWAPPABLE_PREPOSITIONS = frozenset({"on", "in", "under", "above", "next", "behind", "front", "left", "right"})
+# Perception verbs with their particle take any visible object ("looks at a cupcake").
+_ANY_OBJECT_VERBS = frozenset("look stare gaze peer glance point watch".split())
+
+
+def _relation_fits_object(parsed: Parsed, span: tuple[int, int], noun: str | None) -> bool:
+    """Whether relation ``span`` (a preposition, or a verb with its particles) fits ``noun``
+    as its object or landmark."""
+    first = parsed.units[span[0]]
+    if first.pos == "PREP":
+        concept = lx.RELATIONS.get(first.low)
+        return concept in _SWAPPABLE_PREPOSITIONS and fit.relation_fits(concept, noun)
+    info = lx.VERBS.get(first.low)
+    if info is None or info.cls not in ("handle", "perceive") or noun is None:
+        return False
+    if info.concept in _ANY_OBJECT_VERBS:
+        return fit.kind_of(noun) is not None
+    return info.concept in fit.VERB_SUBJECTS and fit.verb_fits_object(info.concept, noun)
+
+
+def relations_trade_places(parsed: Parsed, a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Two spatial relations whose landmarks suit each other's relation ("a cat on a table
+    next to a chair"), or two handling verbs whose objects suit each other's verb ("holds a
+    spoon and looks at a cupcake"). Anything else garbles: "sitting in a cell phone"."""
+    obj_a, obj_b = cx.object_after(parsed, a[1]), cx.object_after(parsed, b[1])
+    return (_relation_fits_object(parsed, a, obj_b) and _relation_fits_object(parsed, b, obj_a)
+            and _relation_fits_object(parsed, a, obj_a) and _relation_fits_object(parsed, b, obj_b))
+
+
+# --------------------------------------------------------------------------------------
+# Attribute replacements
+# --------------------------------------------------------------------------------------
+
+
+def _unknown_thing_after(parsed: Parsed, i: int) -> bool:
+    """Whether the phrase of unit ``i`` ends, after it, in a word the lexicon does not know."""
+    p = parsed.phrase_of[i]
+    if p is None:
+        return False
+    last = parsed.phrases[p].last
+    return last > i and parsed.units[last].pos == "UNK" and all(
+        parsed.units[m].pos in ("ADJ", "UNK", "CONJ") for m in range(i + 1, last + 1))
+
+
+def attribute_check(parsed: Parsed, i: int) -> Check:
+    """A count stays a count before its noun; a colour, material, pattern or shape must fit
+    the noun it describes; an opposite needs a known noun; "male"/"female" must agree with
+    the caption's pronouns."""
+    units = parsed.units
+    unit = units[i]
+    nxt = units[i + 1] if i + 1 < len(units) else None
+    if unit.pos == "DET":  # "many people" -> "few people", not "a few" -> "a many"
+        return _ALWAYS if i == 0 or (units[i - 1].low not in lx.ARTICLES and units[i - 1].low != "so") else _NEVER
+    if unit.pos == "NUM":  # "three four coins" reads as an error
+        prev_is_number = i > 0 and units[i - 1].pos == "NUM"
+        ok = nxt is not None and nxt.pos not in ("NUM", "PREP", "DET", "AUX", "CONJ", "PRON") and not prev_is_number
+        return _ALWAYS if ok else _NEVER
+    if unit.low in fit.SHADE_WORDS and nxt is not None and lx.ATTRIBUTES.get(nxt.low, ("",))[0] == "color":
+        return _NEVER  # "light blue": a shade, not a weight
+    head = cx.modified_head(parsed, i)
+    if unit.low in lx.ATTRIBUTES:
+        group = lx.ATTRIBUTES[unit.low][0]
+        if group == "color" and i > 0 and units[i - 1].low == "in" and (
+                nxt is None or nxt.pos not in ("NOUN", "UNK", "ADJ")):
+            return lambda word: word in fit.BASIC_COLOURS  # "dressed in white" -> "in black"
+        if head is None and group == "color" and _unknown_thing_after(parsed, i):
+            # An unknown noun in a colour no animal or plant has ("a red briefcase") is a
+            # made thing: it takes any such colour.
+            if unit.low not in fit.ARTIFICIAL_COLOURS:
+                return _NEVER
+            return lambda word: word in fit.ARTIFICIAL_COLOURS
+        return lambda word: fit.attribute_fits(group, word, head)
+    if unit.low in lx.ANTONYMS and unit.low not in lx.AGE_ANTONYMS and parsed.phrase_of[i] is not None:
+        if head is None:
+            return _NEVER  # "an open range", "a small print": the noun decides what the opposite means
+    if unit.low == "full" and nxt is not None and nxt.low == "of":
+        return _NEVER  # "full of people" -> "empty of people" is no caption
+    head_kind = fit.kind_of(head) if head else None
+    animate = head_kind is not None and head_kind.animacy in ("person", "animal")
+    genders = cx.pronoun_genders(parsed)
+
+    def check(word: str) -> bool:
+        if word in ("male", "female", "adult", "baby") and not animate:
+            return False  # said of people and animals only
+        if word in ("male", "female"):
+            return not (genders - {"m" if word == "male" else "f"})
+        return True
+
+    return check
+
+
+# --------------------------------------------------------------------------------------
+# Object replacements
+# --------------------------------------------------------------------------------------
+
+# Modifiers that say where a thing is ("kitchen | table", "city | street", "car | window"):
+# the head can change without breaking the compound. Others bind it ("palm | trees",
+# "train | tracks", "soap | bottle").
+_LOCATING_FAMILIES = ("room", "place", "vehicle", "street")
+
+# Activities that tie a caption to its ground and gear: "skiing down a mountain" is no
+# caption with "a beach"; a skier with skis is no "snowboarder".
+_GROUND_ACTIVITY_WORDS = frozenset(
+    """ski skis skiing skier skiers snowboard snowboards snowboarding snowboarder snowboarders surf surfs surfing
+    surfer surfers surfboard surfboards swim swims swimming sail sails sailing paddle paddling kayak kayaking
+    wade wading dive diving""".split()
+)
+_ACTIVITY_WORDS = _GROUND_ACTIVITY_WORDS | frozenset(
+    "skate skates skating skateboard skateboards skateboarding skateboarder".split())
+
+
+def _located_compound(parsed: Parsed, head: int) -> bool:
+    units = parsed.units
+    if head + 1 < len(units) and units[head + 1].pos in ("NOUN", "UNK") and _gap(parsed.caption, units, head) == " ":
+        return False  # the noun itself modifies the next word
+    modifier = fit.kind_of(units[head - 1].low) if head > 0 and units[head - 1].pos == "NOUN" else None
+    return modifier is not None and modifier.name.startswith(_LOCATING_FAMILIES)
+
+
+def _referred_back(parsed: Parsed) -> set[str]:
+    """Concepts named again after "another"/"other" ("a woman helping another woman")."""
+    units = parsed.units
+    return {lx.NOUNS[units[j + 1].low].concept for j in range(len(units) - 1)
+            if units[j].low in ("another", "other") and units[j + 1].low in lx.NOUNS}
+
+
+def _activity_verb(parsed: Parsed) -> bool:
+    """Whether a verb of the caption is a board or water sport ("skiing", "riding")."""
+    return any(u.pos == "VERB" and (u.low in _ACTIVITY_WORDS or _verb_concept(u.low) == "ride")
+               for u in parsed.units)
+
+
+def _governing(parsed: Parsed, i: int) -> Unit | None:
+    """The verb or preposition right before the phrase whose anchor noun is unit ``i``."""
+    p = parsed.phrase_of[i]
+    if p is None or cx.anchor_head(parsed, parsed.phrases[p]) != i or parsed.phrases[p].first == 0:
+        return None
+    unit = parsed.units[parsed.phrases[p].first - 1]
+    return unit if unit.pos in ("VERB", "PREP") else None
+
+
+def object_check(parsed: Parsed, i: int) -> Check:
+    """Another thing of the same kind, neither a hypernym nor a near-synonym, not inside a
+    compound, fitting its modifiers ("a gray cat" -> never "a gray giraffe"), the room's
+    contents, and the verb or relation that governs it ("eating grass" -> never "eating
+    gravel", "under a table" -> never "under a plate")."""
+    units = parsed.units
+    original = lx.NOUNS[units[i].low].concept
+    kind = fit.KIND_OF.get(original)
+    if kind is None or (cx.in_compound(parsed, i) and not _located_compound(parsed, i)):
+        return _NEVER
+    if original in _referred_back(parsed):
+        return _NEVER  # "a woman helping another woman": the second names the first's kind
+    if (kind.animacy == "place" or kind.name == "role_snow") and any(
+            u.low in _GROUND_ACTIVITY_WORDS for u in parsed.units):
+        return _NEVER
+    genders = cx.pronoun_genders(parsed)
+    contents = [u.low for u in units if u.pos == "NOUN" and u is not units[i]] if kind.name == "room" else []
+    p = parsed.phrase_of[i]
+    governor = _governing(parsed, i)
+    verb = _verb_concept(governor.low) if governor is not None and governor.pos == "VERB" else ""
+    if verb in fit.VERB_OBJECTS and not fit.verb_fits_object(verb, units[i].low):
+        return _NEVER  # an object we cannot judge: "eating grass" would allow "eating gravel"
+    in_container = False
+    relation = None
+    if governor is not None and governor.low == "of":
+        first = parsed.phrases[p].first
+        container = fit.kind_of(units[first - 2].low) if first > 1 else None
+        in_container = container is not None and container.name.startswith("tableware")  # "a glass of water"
+    elif governor is not None and governor.low in lx.RELATIONS:
+        first = parsed.phrases[p].first
+        if first > 1 and _verb_concept(units[first - 2].low) == "talk":
+            return _NEVER  # "talks on a phone": the verb chose its object
+        if fit.relation_fits(lx.RELATIONS[governor.low], units[i].low):
+            relation = lx.RELATIONS[governor.low]
+
+    def check(word: str) -> bool:
+        if not fit.object_replacement_fits(original, lx.NOUNS[word].concept):
+            return False
+        gender = fit.gender_of(word)
+        if gender is not None and genders - {gender}:
+            return False  # "a girl with his dog"
+        if contents and not all(fit.room_holds(lx.NOUNS[word].concept, c) for c in contents):
+            return False  # "a kitchen with a microwave" -> never "a hallway with a microwave"
+        if p is not None and not modifiers_fit(parsed, parsed.phrases[p], i, word):
+            return False
+        if verb in fit.VERB_OBJECTS and not fit.verb_fits_object(verb, word):
+            return False
+        if in_container:
+            new_kind = fit.kind_of(word)
+            if new_kind is None or not new_kind.name.startswith(("food", "drink")):
+                return False
+        return relation is None or fit.relation_fits(relation, word)
+
+    return check
+
+
+# --------------------------------------------------------------------------------------
+# Relation replacements
+# --------------------------------------------------------------------------------------
+
+# Up and down mean something only on a slope ("walking down the street" means along it).
+_SLOPES = frozenset({"mountain", "hill", "staircase", "ramp"})
+
+
+def _with_fits(parsed: Parsed, i: int) -> bool:
+    """"with"/"without" only where it says what a thing has ("a bathroom with blue walls"),
+    not after a verb or adjective ("filled with", "playing with") nor before one's own
+    things ("with her thumbs")."""
+    units = parsed.units
+    if i == 0 or units[i - 1].pos not in ("NOUN", "UNK"):
+        return False
+    p = cx.phrase_starting_at(parsed, i + 1)
+    if p is None or units[parsed.phrases[p].first].low in cx.POSSESSIVE_DETERMINERS:
+        return False
+    after = parsed.phrases[p].last + 1
+    if after < len(units) and units[after].pos == "VERB":
+        return False  # "with luggage placed near the bed": "without" leaves the clause hanging
+    info = lx.NOUNS.get(cx.head_low(parsed, p) or "")
+    return info is not None and info.cls not in ("body", "frame")
+
+
+def _located(parsed: Parsed, i: int) -> str | None:
+    """The noun that the relation at unit ``i`` places somewhere."""
+    units = parsed.units
+    if units[i - 1].pos == "NOUN":
+        return units[i - 1].low
+    if parsed.phrase_of[i - 1] is not None:
+        return cx.head_low(parsed, parsed.phrase_of[i - 1])
+    if units[i - 1].pos == "VERB" and i > 1 and units[i - 2].pos == "NOUN":
+        return units[i - 2].low  # "luggage placed near the bed"
+    return cx.subject_of(parsed, i)
+
+
+def _preposition_check(parsed: Parsed, i: int) -> Check:
+    units = parsed.units
+    concept = lx.RELATIONS[units[i].low]
+    if concept in ("with", "without"):
+        return _ALWAYS if _with_fits(parsed, i) else _NEVER
+    landmark = cx.object_after(parsed, i)
+    if concept in ("up", "down"):
+        return _ALWAYS if landmark is not None and lx.NOUNS[landmark].concept in _SLOPES else _NEVER
+    if i == 0 or units[i - 1].low in cx.SELECTING_WORDS or units[i - 1].pos == "ADJ":
+        return _NEVER
+    if units[i - 1].low in lx.PARTICLES or _verb_concept(units[i - 1].low) in lx.PARTICLE_VERBS:
+        return _NEVER  # "looks at", "jumping up at": the verb chose the preposition
+    kind = fit.kind_of(landmark) if landmark else None
+    if kind is None or kind.animacy in ("place", "body"):
+        return _NEVER
+    if kind.name.startswith(fit.GEAR_KINDS) and _activity_verb(parsed):
+        return _NEVER  # "people on skis skiing": one cannot ski next to one's skis
+    # What is placed there must be a thing too ("a dog's reflection on a mirror" is not),
+    # or an unknown noun right before the relation ("the railing in a park").
+    located = _located(parsed, i)
+    located_kind = fit.kind_of(located) if located else None
+    unknown_thing = located is None and units[i - 1].pos == "UNK" and parsed.phrase_of[i - 1] is not None
+    if not unknown_thing and (located_kind is None or located_kind.animacy in ("place", "body")):
+        return _NEVER
+    return lambda word: fit.relation_fits(lx.RELATIONS[word], landmark)
+
+
+def _holding_manner(parsed: Parsed, verb: int) -> bool:
+    """Whether the object of the verb at ``verb`` is followed by how it is held: "a frisbee
+    in its mouth", "with her thumbs" (a body part or a possessive right after a preposition)."""
+    units = parsed.units
+    p = cx.phrase_starting_at(parsed, verb + 1)
+    after = parsed.phrases[p].last + 1 if p is not None else len(units)
+    if after < len(units) and units[after].pos in ("PREP", "ADV"):
+        for unit in units[after + 1: after + 3]:
+            kind = fit.kind_of(unit.low) if unit.pos == "NOUN" else None
+            if unit.low in cx.POSSESSIVE_DETERMINERS or (kind is not None and kind.animacy == "body"):
+                return True
+    return False
+
+
+def _verb_check(parsed: Parsed, i: int) -> Check:
+    units = parsed.units
+    original = lx.VERBS[units[i].low]
+    nxt = units[i + 1] if i + 1 < len(units) else None
+    after = units[i + 2] if i + 2 < len(units) else None
+    if nxt is not None and nxt.pos == "ADV" and nxt.low in lx.PARTICLES and (
+            nxt.low != "on" or (after is not None and after.pos == "PREP")):
+        return _NEVER  # "jumping up at" -> "walking up at"; "sitting on" is a relation, not a particle
+    subject = cx.subject_of(parsed, i)
+    obj = cx.object_after(parsed, i) if original.cls == "handle" else None
+    if original.cls == "handle" and (not fit.verb_fits_object(original.concept, obj) or _holding_manner(parsed, i)):
+        return _NEVER
+
+    def check(word: str) -> bool:
+        candidate = lx.VERBS[word].concept
+        if fit.verbs_overlap(original.concept, candidate) or not fit.verb_fits_subject(candidate, subject):
+            return False
+        if original.cls == "motion":
+            return fit.same_motion_family(original.concept, candidate)
+        if original.cls == "handle":
+            return fit.verb_fits_object(candidate, obj)
+        return True
+
+    return check
+
+
+def relation_check(parsed: Parsed, i: int) -> Check:
+    """A spatial relation to a landmark it suits ("under a table", never "under the beach"
+    or "above the air"); a verb that its subject can do and its object can take, and that
+    says something else ("holding" -> "carrying" could still be true)."""
+    unit = parsed.units[i]
+    if unit.low in lx.DIRECTION_ANTONYMS:
+        return _ALWAYS
+    if unit.pos == "PREP":
+        return _preposition_check(parsed, i)
+    return _verb_check(parsed, i)
