@@ -196,9 +196,10 @@ _DANGLING = lx.PREPOSITIONS - lx.PARTICLES
 
 def _breaks(text: str) -> int:
     """Word sequences that no caption has: an article before another determiner or a
-    number ("a the", "an two"), two numbers in a row, a preposition at the very end."""
+    number ("a the", "an two"), two articles one word apart ("a smiling an american
+    flag", "a cut a plate"), two numbers in a row, a preposition at the very end."""
     words = [w.lower() for w in _WORD_RE.findall(text)]
-    count = 0
+    count = sum(1 for a, c in zip(words, words[2:]) if a in lx.ARTICLES and c in lx.ARTICLES)
     for a, b in zip(words, words[1:]):
         b_number = b in lx.NUMBER_WORDS or b.isdigit()
         if a in lx.ARTICLES and (b in _ARTICLE_BLOCKERS or b.isdigit()):
