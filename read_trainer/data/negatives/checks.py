@@ -78,7 +78,10 @@ def adjectives_trade_places(parsed: Parsed, u: int, v: int) -> bool:
 
 def phrases_trade_places(parsed: Parsed, a: Phrase, b: Phrase) -> bool:
     """Whole noun phrases about things alike in role (see ``fit.swap_fits``), neither a
-    picture/side/top frame, neither leaving a modifier or compound half behind."""
+    picture/side/top frame, neither leaving a modifier or compound half behind, neither
+    pointing back ("another train" cannot come first)."""
+    if "another" in (parsed.units[a.first].low, parsed.units[b.first].low):
+        return False
     ha, hb = cx.anchor_head(parsed, a), cx.anchor_head(parsed, b)
     if ha is None or hb is None or not fit.swap_fits(parsed.units[ha].low, parsed.units[hb].low):
         return False
@@ -141,12 +144,16 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
     if unit.pos == "NUM":  # "three four coins" reads as an error
         prev_is_number = i > 0 and units[i - 1].pos == "NUM"
         ok = nxt is not None and nxt.pos not in ("NUM", "PREP", "DET", "AUX", "CONJ", "PRON") and not prev_is_number
+        # Several counts add up ("4 toothbrushes -- 2 ..., 2 ..."): changing one breaks the sum.
+        ok = ok and sum(1 for u in units if u.pos == "NUM" and u.low != "one") == 1
         return _ALWAYS if ok else _NEVER
     if unit.low in fit.SHADE_WORDS and nxt is not None and lx.ATTRIBUTES.get(nxt.low, ("",))[0] == "color":
         return _NEVER  # "light blue": a shade, not a weight
     head = cx.modified_head(parsed, i)
     if unit.low in lx.ATTRIBUTES:
         group = lx.ATTRIBUTES[unit.low][0]
+        if group == "terrain" and any(u.low in _GROUND_ACTIVITY_WORDS for u in units):
+            return _NEVER  # "skiing in a snowy area" -> never "a grassy area"
         if group == "color" and i > 0 and units[i - 1].low == "in" and (
                 nxt is None or nxt.pos not in ("NOUN", "UNK", "ADJ")):
             return lambda word: word in fit.BASIC_COLOURS  # "dressed in white" -> "in black"
@@ -164,6 +171,8 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
         return _NEVER  # "full of people" -> "empty of people" is no caption
     head_kind = fit.kind_of(head) if head else None
     animate = head_kind is not None and head_kind.animacy in ("person", "animal")
+    if unit.low in ("young", "younger") and head_kind is not None and head_kind.name in _YOUNG_ONLY:
+        return _NEVER  # "a young girl" -> never "an old girl"
     genders = cx.pronoun_genders(parsed)
 
     def check(word: str) -> bool:
@@ -176,14 +185,16 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
     return check
 
 
+_YOUNG_ONLY = frozenset({"person_child", "person_baby", "family_child"})
+
 # --------------------------------------------------------------------------------------
 # Object replacements
 # --------------------------------------------------------------------------------------
 
-# Modifiers that say where a thing is ("kitchen | table", "city | street", "car | window"):
-# the head can change without breaking the compound. Others bind it ("palm | trees",
-# "train | tracks", "soap | bottle").
-_LOCATING_FAMILIES = ("room", "place", "vehicle", "street")
+# Modifiers that say where a thing is ("kitchen | table", "car | window"): the head can
+# change without breaking the compound. Others bind it ("palm | trees", "train | tracks",
+# "soap | bottle", "beach | chairs").
+_LOCATING_FAMILIES = ("room", "vehicle")
 
 # Activities that tie a caption to its ground and gear: "skiing down a mountain" is no
 # caption with "a beach"; a skier with skis is no "snowboarder".
@@ -241,6 +252,16 @@ def object_check(parsed: Parsed, i: int) -> Check:
     if (kind.animacy == "place" or kind.name == "role_snow") and any(
             u.low in _GROUND_ACTIVITY_WORDS for u in parsed.units):
         return _NEVER
+    nouns = [u.low for u in units if u.pos == "NOUN"]
+    if kind.animacy == "animal" and any(lx.NOUNS[n].concept in fit.ANIMAL_PARTS for n in nouns):
+        return _NEVER  # "an elephant with a broken tusk" -> never "a zebra with a broken tusk"
+    if kind.name == "room" and sum(1 for n in nouns if fit.kind_of(n) == kind) > 1:
+        return _NEVER  # "a view of the kitchen and living room": rooms of one home
+    p_first = parsed.phrases[parsed.phrase_of[i]].first if parsed.phrase_of[i] is not None else i
+    if kind.animacy == "place" and any(units[m].pos == "UNK" or (units[m].pos == "ADJ" and not units[m].cands)
+                                       for m in range(p_first, i)):
+        return _NEVER  # "a mountainous road": a word the lexicon does not know may not fit the new place
+    aged = any(units[m].low in ("old", "older", "elderly") for m in range(p_first, i))
     genders = cx.pronoun_genders(parsed)
     contents = [u.low for u in units if u.pos == "NOUN" and u is not units[i]] if kind.name == "room" else []
     p = parsed.phrase_of[i]
@@ -248,6 +269,13 @@ def object_check(parsed: Parsed, i: int) -> Check:
     verb = _verb_concept(governor.low) if governor is not None and governor.pos == "VERB" else ""
     if verb in fit.VERB_OBJECTS and not fit.verb_fits_object(verb, units[i].low):
         return _NEVER  # an object we cannot judge: "eating grass" would allow "eating gravel"
+    if kind.animacy == "place" and governor is not None and governor.pos == "VERB" and (
+            lx.VERBS.get(governor.low, _NO_VERB).cls != "motion"):
+        return _NEVER  # "leaving trails": a place only as somewhere to be or go
+    ridden = verb == "ride" or (governor is not None and governor.pos == "PREP" and any(
+        _verb_concept(u.low) == "ride" for u in units[max(0, p_first - 6):p_first]))
+    if governor is not None and governor.low == "on" and kind.name.startswith("electronics"):
+        return _NEVER  # "a person on a laptop" uses it; "on a tv" would not say that
     in_container = False
     relation = None
     if governor is not None and governor.low == "of":
@@ -277,6 +305,11 @@ def object_check(parsed: Parsed, i: int) -> Check:
             new_kind = fit.kind_of(word)
             if new_kind is None or not new_kind.name.startswith(("food", "drink")):
                 return False
+        if ridden and not (lx.NOUNS[word].concept in fit.RIDEABLE_ANIMALS
+                           or fit.kind_of(word).name.startswith("vehicle")):
+            return False  # "riding on horses" -> never "on deer"
+        if aged and fit.kind_of(word).name in _YOUNG_ONLY:
+            return False  # "an old man" -> never "an old girl"
         return relation is None or fit.relation_fits(relation, word)
 
     return check
@@ -290,6 +323,13 @@ def object_check(parsed: Parsed, i: int) -> Check:
 _SLOPES = frozenset({"mountain", "hill", "staircase", "ramp"})
 
 
+# Verbs whose preposition belongs to them: "riding on", "cooks in", "looks at".
+_CHOOSING_VERBS = lx.PARTICLE_VERBS | frozenset({"ride", "cook"})
+# Paths ("walking across a road"): only verbs of going along one fit them.
+_PATH_PREPOSITIONS = frozenset("across along through down up into toward towards past over".split())
+_PATH_VERBS = frozenset("walk run race swim wade drive ride travel".split())
+
+
 def _with_fits(parsed: Parsed, i: int) -> bool:
     """"with"/"without" only where it says what a thing has ("a bathroom with blue walls"),
     not after a verb or adjective ("filled with", "playing with") nor before one's own
@@ -301,8 +341,17 @@ def _with_fits(parsed: Parsed, i: int) -> bool:
     if p is None or units[parsed.phrases[p].first].low in cx.POSSESSIVE_DETERMINERS:
         return False
     after = parsed.phrases[p].last + 1
-    if after < len(units) and units[after].pos == "VERB":
+    if any(u.pos == "VERB" for u in units[after:after + 2]):
         return False  # "with luggage placed near the bed": "without" leaves the clause hanging
+    if units[parsed.phrases[p].first].pos == "NUM":
+        return False  # "a table with 15 wine glasses" -> "without 15 wine glasses" is no caption
+    before = parsed.phrase_of[i - 1]
+    if before is not None and parsed.phrases[before].first > 0 and (
+            units[parsed.phrases[before].first - 1].pos == "VERB"):
+        return False  # "hitting a ball with a racket": an instrument, not a thing one has
+    if after + 1 < len(units) and units[after].pos == "PREP" and (
+            units[after + 1].low in cx.POSSESSIVE_DETERMINERS):
+        return False  # "with a racket between his legs"
     info = lx.NOUNS.get(cx.head_low(parsed, p) or "")
     return info is not None and info.cls not in ("body", "frame")
 
@@ -329,19 +378,17 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
         return _ALWAYS if landmark is not None and lx.NOUNS[landmark].concept in _SLOPES else _NEVER
     if i == 0 or units[i - 1].low in cx.SELECTING_WORDS or units[i - 1].pos == "ADJ":
         return _NEVER
-    if units[i - 1].low in lx.PARTICLES or _verb_concept(units[i - 1].low) in lx.PARTICLE_VERBS:
-        return _NEVER  # "looks at", "jumping up at": the verb chose the preposition
+    if units[i - 1].low in lx.PARTICLES or _verb_concept(units[i - 1].low) in _CHOOSING_VERBS:
+        return _NEVER  # "looks at", "jumping up at", "riding on": the verb chose the preposition
     kind = fit.kind_of(landmark) if landmark else None
     if kind is None or kind.animacy in ("place", "body"):
         return _NEVER
     if kind.name.startswith(fit.GEAR_KINDS) and _activity_verb(parsed):
         return _NEVER  # "people on skis skiing": one cannot ski next to one's skis
-    # What is placed there must be a thing too ("a dog's reflection on a mirror" is not),
-    # or an unknown noun right before the relation ("the railing in a park").
+    # What is placed there must be a thing too ("a dog's reflection on a mirror" is not).
     located = _located(parsed, i)
     located_kind = fit.kind_of(located) if located else None
-    unknown_thing = located is None and units[i - 1].pos == "UNK" and parsed.phrase_of[i - 1] is not None
-    if not unknown_thing and (located_kind is None or located_kind.animacy in ("place", "body")):
+    if located_kind is None or located_kind.animacy in ("place", "body"):
         return _NEVER
     return lambda word: fit.relation_fits(lx.RELATIONS[word], landmark)
 
@@ -368,6 +415,9 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
     if nxt is not None and nxt.pos == "ADV" and nxt.low in lx.PARTICLES and (
             nxt.low != "on" or (after is not None and after.pos == "PREP")):
         return _NEVER  # "jumping up at" -> "walking up at"; "sitting on" is a relation, not a particle
+    if original.cls == "posture" and any(u.low == "lap" for u in units):
+        return _NEVER  # "holding a guitar in her lap": she sits
+    along_path = nxt is not None and nxt.low in _PATH_PREPOSITIONS
     subject = cx.subject_of(parsed, i)
     obj = cx.object_after(parsed, i) if original.cls == "handle" else None
     if original.cls == "handle" and (not fit.verb_fits_object(original.concept, obj) or _holding_manner(parsed, i)):
@@ -378,6 +428,8 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
         if fit.verbs_overlap(original.concept, candidate) or not fit.verb_fits_subject(candidate, subject):
             return False
         if original.cls == "motion":
+            if along_path and candidate not in _PATH_VERBS:
+                return False  # "walking across a road" -> never "grazing across a road"
             return fit.same_motion_family(original.concept, candidate)
         if original.cls == "handle":
             return fit.verb_fits_object(candidate, obj)

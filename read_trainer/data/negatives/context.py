@@ -21,7 +21,7 @@ QUANTITY_FRAMES = frozenset(
 SELECTING_WORDS = frozenset(
     """filled covered dressed topped decorated stuffed loaded lined surrounded made wrapped full painted
     piled packed crowded stacked mixed served garnished sprinkled smothered coated dipped
-    playing talking dealing working""".split()
+    playing talking dealing working cooks cooking cooked bakes baking baked fried frying grilled""".split()
 )
 GENDERED_PRONOUNS = {"m": frozenset("he him his himself".split()), "f": frozenset("she her hers herself".split())}
 POSSESSIVE_DETERMINERS = frozenset("his her its it's their my your our".split())

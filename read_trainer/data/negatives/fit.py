@@ -94,7 +94,8 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "drink": ("object", 0, True, "coffee tea wine beer juice milk soda"),
     # Furniture.
     "furniture_seat": ("object", 2, True, "chair couch bench stool ottoman armchair recliner futon seat"),
-    "furniture_table": ("object", 2, True, "table desk counter coffee_table end_table nightstand"),
+    "furniture_table": ("object", 2, True, "table desk counter"),
+    "furniture_small_table": ("object", 2, False, "coffee_table end_table nightstand"),
     "furniture_bed": ("object", 2, True, "bed crib"),
     "furniture_storage": ("object", 2, True, "shelf cabinet dresser rack vanity"),
     # Tableware.
@@ -106,9 +107,11 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "tableware_utensil": ("object", 0, True, "fork knife spoon chopstick spatula"),
     "tableware_other": ("object", 0, False, "vase napkin lid straw container basket cutting_board"),
     # Appliances and electronics.
-    "appliance_kitchen": ("object", 2, True, "oven microwave refrigerator toaster stove blender dishwasher mixer "
-                                             "coffee_maker"),
-    "appliance_bath": ("object", 2, True, "sink toilet bathtub shower urinal"),
+    "appliance_kitchen": ("object", 2, True, "oven refrigerator stove dishwasher"),
+    "appliance_counter": ("object", 1, True, "microwave toaster blender mixer coffee_maker"),
+    "appliance_toilet": ("object", 2, True, "toilet urinal"),
+    "appliance_bath": ("object", 2, True, "bathtub shower"),
+    "appliance_sink": ("object", 2, False, "sink"),
     "appliance_other": ("object", 1, True, "fan heater lamp"),
     "appliance_small": ("object", 0, False, "faucet hair_dryer washing_machine"),
     "electronics_screen": ("object", 1, True, "tv laptop computer monitor tablet"),
@@ -125,8 +128,8 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "household_toiletry": ("object", 0, True, "toothbrush soap toothpaste"),
     "household_decor": ("object", 1, True, "mirror painting picture_frame calendar clock"),
     "household_opening": ("object", 2, True, "window door"),
-    "household_surface": ("object", 3, True, "wall floor ceiling"),
-    "household_other": ("object", 1, False, "balloon sticker umbrella scissors candle candle_holder bucket broom trash_can box toy "
+    "household_surface": ("object", 3, True, "wall floor"),
+    "household_other": ("object", 1, False, "ceiling balloon sticker umbrella scissors candle candle_holder bucket broom trash_can box toy "
                                             "paper_towel toilet_paper staircase fireplace closet drawer cabinet_door "
                                             "outlet light_switch"),
     # Clothing.
@@ -141,16 +144,17 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "clothing_other": ("object", 1, False, "glove costume bikini swimsuit wristband"),
     # Sports.
     "sports_ball": ("object", 0, True, "ball frisbee"),
-    "sports_stick": ("object", 1, True, "bat racket golf_club hockey_stick ski_pole"),
+    # Gear belongs to its sport ("a tennis player ... a hockey stick"): not replaced.
+    "sports_stick": ("object", 1, False, "bat racket golf_club hockey_stick ski_pole"),
     "sports_other": ("object", 1, False, "kite baseball_glove ski skate net goal base home_plate"),
     # Street.
     "street_sign": ("object", 2, True, "sign stop_sign traffic_light billboard flag"),
-    "street_small": ("object", 2, True, "fire_hydrant parking_meter pole mailbox cone post umbrella_stand"),
+    "street_small": ("object", 2, True, "fire_hydrant parking_meter pole mailbox cone post"),
     "street_building": ("object", 3, True, "house church castle skyscraper barn lighthouse hotel hospital shop "
                                            "restaurant train_station tent tower"),
-    "street_monument": ("object", 3, True, "statue fountain bridge"),
+    "street_monument": ("object", 3, True, "statue fountain"),
     "street_barrier": ("object", 2, True, "fence gate"),
-    "street_other": ("object", 3, False, "ramp tunnel curb bleachers dugout building roof chimney balcony porch doorway awning storefront track "
+    "street_other": ("object", 3, False, "bridge umbrella_stand ramp tunnel curb bleachers dugout building roof chimney balcony porch doorway awning storefront track "
                                          "platform crosswalk bus_stop car_park power_line"),
     # Places: replaced only by a place of the same sort, never swapped.
     "room": ("place", None, True, "kitchen bathroom bedroom living_room office hallway garage dining_room "
@@ -160,13 +164,16 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "place_terrain_on": ("place", None, True, "beach hill mountain cliff island"),
     "place_water": ("place", None, True, "ocean lake river pond pool"),
     "place_urban_on": ("place", None, True, "street sidewalk highway path"),
-    "place_urban_in": ("place", None, True, "city parking_lot intersection alley plaza neighborhood village"),
+    "place_urban_in": ("place", None, True, "city neighborhood village"),
+    "place_spot_in": ("place", None, True, "parking_lot intersection alley plaza"),
     "place_venue_on": ("place", None, True, "court baseball_field"),
-    "place_venue_in": ("place", None, True, "park yard zoo farm market airport stadium garden harbor airfield "
-                                            "subway_station enclosure cage"),
-    "place_other": ("place", None, False, "room sky body_of_water cloud desert water runway stage playground "
+    "place_green": ("place", None, True, "park yard garden"),
+    "place_animals": ("place", None, True, "zoo farm enclosure cage"),
+    "place_transport": ("place", None, True, "airport airfield subway_station harbor"),
+    "place_venue_in": ("place", None, False, "market stadium"),
+    "place_other": ("place", None, False, "ice hay room sky body_of_water cloud desert water runway stage playground "
                                           "skate_park classroom library bakery studio"),
-    "ground": ("place", None, True, "dirt grass snow sand mud ice gravel hay"),
+    "ground": ("place", None, True, "dirt grass snow sand mud gravel"),
     # Nature.
     "nature_tree": ("object", 3, True, "tree bush"),
     "nature_rock": ("object", 1, True, "rock log"),
@@ -286,17 +293,20 @@ def swap_fits(a: str, b: str) -> bool:
     """Whether lexicon nouns ``a`` and ``b`` (any spelling) can trade places.
 
     Each takes over the other's role (subject of a verb, thing on top, thing held), so
-    they must be alike in what can fill a role: people with people of the same age band,
-    animals with animals of the same size, objects of one family (vehicles, furniture,
-    food...) and size band. Places and body parts are not swapped ("skiing down the snow
-    in a mountain"); an abstract shape swaps with any object up to furniture size.
+    they must be things of one kind: people with people of the same age band, animals with
+    animals alike in size and habits, objects of one kind ("a post on a sign", "a bun with
+    hot dog" garble). Places and body parts are not swapped ("skiing down the snow in a
+    mountain"); an abstract shape swaps with any object up to furniture size.
     """
     ka, kb = kind_of(a), kind_of(b)
     if ka is None or kb is None or ka.animacy != kb.animacy or ka.animacy in ("place", "body"):
         return False
     if ka.size is None or kb.size is None:
         return (ka.size if ka.size is not None else kb.size or 0) <= 2
-    return ka.size == kb.size and (ka.animacy != "object" or family(ka) == family(kb))
+    if ka.animacy == "person":  # a role says what one does ("a catcher swinging"): only plain people swap
+        return ka.size == kb.size and ka.name.startswith(("person", "family")) and kb.name.startswith(
+            ("person", "family"))
+    return ka == kb
 
 
 def family(kind: Kind) -> str:
@@ -402,7 +412,8 @@ _PATTERN_KINDS = frozenset(
 _SHAPE_KINDS = frozenset({"furniture_table", "tableware_flat", "tableware_bowl", "household_decor", "household_opening",
                           "household_textile", "household_bedding", "street_sign", "food_dish", "food_baked", "shape"})
 _TERRAIN_KINDS = frozenset({"place_terrain_in", "place_terrain_on", "place_urban_on", "place_urban_in",
-                            "place_venue_on", "place_venue_in", "ground"})
+                            "place_spot_in", "place_venue_on", "place_venue_in", "place_green", "place_animals",
+                            "place_transport", "ground"})
 _TERRAIN_FRAMES = frozenset({"area", "surface"})
 _WEATHER_KINDS = _TERRAIN_KINDS - {"ground"} | {"place_water"}
 _WEATHER_FRAMES = frozenset({"day", "afternoon", "morning", "evening", "night", "weather", "daytime", "sky"})
@@ -455,12 +466,12 @@ def attribute_fits(group: str, word: str, noun: str | None) -> bool:
 # A verb concept not listed is never a replacement.
 VERB_SUBJECTS: dict[str, str] = {
     # posture
-    "sit": "pao", "stand": "pao", "lie": "pao", "kneel": "p", "crouch": "pa", "rest": "pao", "sleep": "pa",
-    "pose": "p", "perch": "b", "hang": "o", "float": "w",
+    "sit": "pa", "stand": "pa", "lie": "pa", "kneel": "p", "crouch": "p", "rest": "pa", "sleep": "pa",
+    "pose": "p", "perch": "b",
     # motion
     "walk": "pa", "run": "pa", "jump": "pa", "fly": "bv", "swim": "pa", "ski": "p", "surf": "p", "skate": "p",
     "snowboard": "p", "climb": "pa", "dive": "p", "graze": "h", "drive": "pv", "ride": "p", "race": "pav",
-    "travel": "pv", "sail": "w", "cross": "pav", "dance": "p", "paddle": "p", "wade": "pa",
+    "travel": "pv", "dance": "p", "wade": "pa",
     # handling
     "hold": "pa", "carry": "pa", "throw": "p", "catch": "pa", "kick": "p", "hit": "p", "push": "p", "pull": "pa",
     "grab": "pa", "lift": "p", "swing": "p", "drop": "p", "cut": "p", "open": "p", "close": "p", "touch": "p",
@@ -471,17 +482,24 @@ VERB_SUBJECTS: dict[str, str] = {
     # with "at"
     "look": "pa", "point": "p", "smile": "p", "laugh": "p", "wave": "p", "yell": "p",
 }
+# Animals people ride; anything else "ridden" is a vehicle.
+RIDEABLE_ANIMALS = frozenset({"horse", "donkey", "camel", "elephant", "ox"})
+# Body parts that belong to some animals only: "a zebra with a broken tusk" garbles.
+ANIMAL_PARTS = frozenset({"tusk", "trunk", "mane", "horn", "hoof", "wing", "paw", "beak", "feather", "fur"})
+
 # Verbs that take "at" and replace each other ("looking at" -> "pointing at").
 AT_VERBS = frozenset("look point smile laugh wave yell".split())
 
-_ANY_SUBJECT_VERBS = frozenset({"sit", "stand", "lie"})
+# A thing "sitting" on a table is no more or less there "standing" or "lying": posture verbs
+# say something only of people and animals, and an unknown subject may be a thing.
+_ANY_SUBJECT_VERBS: frozenset[str] = frozenset()
 
 # Motion verbs move over a kind of ground: "skiing down a mountain" -> "snowboarding",
 # never "swimming". A replacement stays in its family.
 MOTION_FAMILIES = [
     frozenset("walk run jump climb dance graze".split()),
     frozenset("swim dive wade".split()),
-    frozenset("drive ride race travel cross".split()),
+    frozenset("drive ride race travel".split()),
     frozenset("fly".split()),
 ]
 POSTURE_VERBS = frozenset("sit stand lie kneel crouch rest sleep pose perch hang float hide huddle gather".split())
@@ -515,7 +533,7 @@ _VERB_CLUSTERS = [
     "hold carry grab lift use", "eat bite lick", "hit swing kick", "wash brush", "touch pet hold hug",
     "smell sniff", "sell serve", "catch grab hold", "watch photograph", "sit rest", "lie rest sleep",
     "stand pose", "crouch kneel sit", "drive ride travel", "ride race", "run race", "swim dive wade",
-    "hug kiss", "smile laugh", "yell laugh", "jump climb",
+    "hug kiss", "smile laugh", "yell laugh", "jump climb", "stand rest", "stand crouch",
 ]
 VERB_CLUSTERS = [frozenset(c.split()) for c in _VERB_CLUSTERS]
 
@@ -586,7 +604,7 @@ def same_motion_family(a: str, b: str) -> bool:
 _BESIDE = frozenset({"next", "behind", "front", "left", "right"})
 _RELATION_LANDMARKS: dict[str, tuple[str, ...]] = {
     # target relation concept -> landmark kinds (prefixes) it makes sense with
-    "on": ("furniture", "tableware_flat", "appliance", "electronics_screen", "vehicle_road", "vehicle_rail",
+    "on": ("furniture", "tableware_flat", "appliance", "vehicle_road", "vehicle_rail",
            "vehicle_water", "vehicle_cart", "household_textile", "household_reading", "household_bag",
            "nature_rock", "street_small", "shape", "animal_farm_large"),
     "under": ("furniture_table", "furniture_bed", "furniture_seat", "nature_tree", "vehicle_road", "vehicle_rail",
@@ -601,8 +619,11 @@ _RELATION_LANDMARKS: dict[str, tuple[str, ...]] = {
 }
 # Not clothing ("a man in a tie"): one is in it, wherever one is. Boards and sports gear
 # only where no activity says one is on them ("people on skis skiing"): see relation_fits.
-_BESIDE_LANDMARKS = ("furniture", "tableware", "appliance", "electronics", "household", "vehicle", "street",
-                     "nature_tree", "nature_rock", "person", "role", "family", "animal", "shape", "food", "sports")
+_BESIDE_LANDMARKS = ("furniture", "tableware", "appliance", "electronics", "household_reading", "household_toy",
+                     "household_bag", "household_toiletry", "household_decor", "household_opening",
+                     "household_other", "vehicle", "street_sign", "street_small", "street_building",
+                     "street_monument", "street_barrier", "nature_tree", "nature_rock", "person", "role", "family",
+                     "animal", "shape", "food", "sports")
 GEAR_KINDS = ("vehicle_board", "sports")
 
 
