@@ -33,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "negatives_quality"
 LABELS = ("valid", "garbled", "true", "other")
+SPLITS = ("dev", "dev2", "fresh")
 SEED, K = 2025, 3
 # Category families the report groups by.
 FAMILIES = {
@@ -61,12 +62,16 @@ def _visdial_caption(text: str) -> str:
     return text.rsplit("?", 1)[0].rsplit(". ", 1)[0].strip() + "."
 
 
-def sample_captions(annotations: Path, dev: int, fresh: int, seed: int) -> list[dict]:
-    """``dev`` captions from FOIL-it (COCO val2014), the captions the generator's fixes were
-    made from; ``fresh`` captions for measuring them, read only after the fixes: all of
-    VALSE's coreference-hard captions (VisDial, COCO-style) and SugarCrepe++ paraphrases
-    (``caption2``) for the rest. None is equal to a SugarCrepe positive or to another
-    sampled caption (compared lower-cased, whitespace collapsed)."""
+def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int) -> list[dict]:
+    """Three samples, none equal to a SugarCrepe positive or to another sampled caption
+    (compared lower-cased, whitespace collapsed):
+
+    * ``dev``: VALSE FOIL-it captions (COCO val2014), the first the fixes were made from;
+    * ``dev2``: VALSE coreference-hard captions (VisDial, COCO-style), first read as a
+      fresh sample after the first fixes, then used for a second round of fixes;
+    * ``fresh``: SugarCrepe++ ``caption2`` paraphrases (human-checked rewordings of COCO
+      val2017 captions), read only after the last fixes, to measure them.
+    """
     seen = set()
     for path in sorted((annotations / "sugarcrepe").glob("*.json")):
         seen |= {_norm(row["caption"]) for row in json.loads(path.read_text()).values()}
@@ -87,12 +92,12 @@ def sample_captions(annotations: Path, dev: int, fresh: int, seed: int) -> list[
     rows = [{"caption": c, "source": "valse/foil-it", "split": "dev"}
             for c in rng.sample(unseen(valse("foil-it")), dev)]
     hard = unseen(valse("coreference-hard", lambda row: _visdial_caption(row["caption"])))
-    hard = rng.sample(hard, min(fresh, len(hard)))
-    rows += [{"caption": c, "source": "valse/coreference-hard", "split": "fresh"} for c in hard]
+    rows += [{"caption": c, "source": "valse/coreference-hard", "split": "dev2"}
+             for c in rng.sample(hard, min(dev2, len(hard)))]
     paraphrases = [row["caption2"] for path in sorted((annotations / "sugarcrepe_pp").glob("*.json"))
                    for row in json.loads(path.read_text())]
     rows += [{"caption": c, "source": "sugarcrepe_pp/caption2", "split": "fresh"}
-             for c in rng.sample(unseen(paraphrases), fresh - len(hard))]
+             for c in rng.sample(unseen(paraphrases), fresh)]
     return rows
 
 
@@ -182,20 +187,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     report = sub.add_parser("report", help="Re-generate and score against the labels (the default).")
-    report.add_argument("--split", choices=("dev", "fresh"), default=None, help="Default: each split, then both.")
+    report.add_argument("--split", choices=SPLITS, default=None, help="Default: each split, then all together.")
     report.add_argument("--unlabelled", type=Path, default=None, help="Write the unlabelled negatives here (JSONL).")
     report.add_argument("--filter", action="store_true",
                         help="Also score the generator's rules as a filter on every labelled text.")
     sample = sub.add_parser("sample", help="Rebuild captions.jsonl from the shipped annotations.")
     sample.add_argument("--dev", type=int, default=110)
-    sample.add_argument("--fresh", type=int, default=130)
+    sample.add_argument("--dev2", type=int, default=130)
+    sample.add_argument("--fresh", type=int, default=120)
     sample.add_argument("--seed", type=int, default=23)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["report"])
 
     if args.command == "sample":
         from read_trainer.evaluation.bundled import bundled_data_root
 
-        rows = sample_captions(bundled_data_root(), args.dev, args.fresh, args.seed)
+        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed)
         with (HERE / "captions.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         print(f"wrote {len(rows)} captions to {HERE / 'captions.jsonl'}")
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== rules as a filter (split: {args.split or 'all'})")
         print(format_filter(filter_check(labels, split_of, args.split)))
     unlabelled = []
-    for split in ([args.split] if args.split else ["dev", "fresh", None]):
+    for split in ([args.split] if args.split else [*SPLITS, None]):
         result = evaluate(captions, labels, split)
         print(f"== split: {split or 'all'}")
         print(format_table(result))

@@ -171,18 +171,23 @@ def _quality_module():
     return module
 
 
+# The rates docs/hard-negatives.md reports (labelled by reading; "fresh" was read only
+# after the last fix). A change that makes them worse, or makes negatives nobody read,
+# fails here: label the new ones (benchmarks/negatives_quality.py report --unlabelled).
+MAX_GARBLED = {"dev": 0.01, "dev2": 0.08, "fresh": 0.17}
+
+
 def test_labelled_quality_set_still_describes_the_generator():
-    """Every negative the generator makes for the labelled captions has been read: a change
-    that makes new ones must label them (python benchmarks/negatives_quality.py --unlabelled)."""
     quality = _quality_module()
     captions = quality.read_jsonl(QUALITY / "captions.jsonl")
     labels = quality.read_jsonl(QUALITY / "labels.jsonl")
     assert {r["label"] for r in labels} <= set(quality.LABELS)
-    for split in ("dev", "fresh"):
+    assert len({(r["caption"], r["negative"]) for r in labels}) == len(labels)
+    for split in quality.SPLITS:
         result = quality.evaluate(captions, labels, split)
         counts = result["counts"]["all"]
         total = sum(counts.values())
         assert result["unlabelled"] == [], result["unlabelled"][:3]
-        assert total >= 270, (split, total)
-        assert counts["garbled"] <= 0.02 * total, (split, counts)
+        assert total >= 280, (split, total)
+        assert counts["garbled"] <= MAX_GARBLED[split] * total, (split, counts)
         assert counts["true"] <= 0.01 * total, (split, counts)
