@@ -8,10 +8,12 @@ DataLoader collator (well under a millisecond per caption).
 
 Modules: ``text`` (tokens, comparison key, the per-caption random stream), ``parsing``
 (the rules backend: tagging and noun-phrase chunking), ``edits`` (the swaps and
-replacements of each category, as edits on character spans) and ``generators``
-(:class:`HardNegativeGenerator` with the rules or spaCy backend, the batch-level
-:func:`fill_shortfall`, :func:`format_report`). Every public name is importable from
-``read_trainer.data.negatives``.
+replacements of each category, as edits on character spans), ``checks`` (whether a
+candidate fits its caption), ``fit`` (what fits what: noun kinds, attributes, verbs,
+relations), ``context`` (roles of words: subject, object, landmark, compounds) and
+``generators`` (:class:`HardNegativeGenerator` with the rules or spaCy backend, the
+batch-level :func:`fill_shortfall`, :func:`format_report`). Every public name is
+importable from ``read_trainer.data.negatives``.
 
 Categories
 ----------
@@ -40,6 +42,14 @@ Guarantees
   overlap, and text outside the edited spans (case, punctuation, spacing) is untouched.
 * Swaps between coordinated phrases ("a cat and a dog", "red and white") are refused:
   they would give a caption that still describes the image, a false negative.
+* A negative must be wrong, not broken (``checks``): swaps only between things of one kind
+  (two pets, two colours of made things), replacements only by another thing of the same
+  kind that fits its colour words, verb and relation ("a gray cat" never becomes "a gray
+  giraffe", "eating grass" never "eating gravel"), never by a synonym, hypernym or
+  overlapping word ("girl" -> "child", "kitchen" -> "room"). A caption the checks leave
+  with fewer than K negatives is left short rather than given a garbled one. The checks act
+  after the random draws, so every negative that passes is the one drawn before them.
+  Measured against negatives labelled by reading them: docs/hard-negatives.md.
 
 Fallback when a caption allows fewer than K negatives
 -----------------------------------------------------
