@@ -33,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "negatives_quality"
 LABELS = ("valid", "garbled", "true", "other")
-SPLITS = ("dev", "dev2", "fresh")
+SPLITS = ("dev", "dev2", "fresh", "final")
 SEED, K = 2025, 3
 # Category families the report groups by.
 FAMILIES = {
@@ -62,15 +62,18 @@ def _visdial_caption(text: str) -> str:
     return text.rsplit("?", 1)[0].rsplit(". ", 1)[0].strip() + "."
 
 
-def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int) -> list[dict]:
-    """Three samples, none equal to a SugarCrepe positive or to another sampled caption
+def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 120) -> list[dict]:
+    """Four samples, none equal to a SugarCrepe positive or to another sampled caption
     (compared lower-cased, whitespace collapsed):
 
     * ``dev``: VALSE FOIL-it captions (COCO val2014), the first the fixes were made from;
     * ``dev2``: VALSE coreference-hard captions (VisDial, COCO-style), first read as a
       fresh sample after the first fixes, then used for a second round of fixes;
     * ``fresh``: SugarCrepe++ ``caption2`` paraphrases (human-checked rewordings of COCO
-      val2017 captions), read only after the last fixes, to measure them.
+      val2017 captions), first read after the first two rounds of fixes, then used for a
+      third round;
+    * ``final``: VALSE relations captions (COCO val2017), held out of everything (the
+      co-occurrence statistics included) until read after the last fixes, to measure them.
     """
     seen = set()
     for path in sorted((annotations / "sugarcrepe").glob("*.json")):
@@ -98,6 +101,8 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
                    for row in json.loads(path.read_text())]
     rows += [{"caption": c, "source": "sugarcrepe_pp/caption2", "split": "fresh"}
              for c in rng.sample(unseen(paraphrases), fresh)]
+    rows += [{"caption": c, "source": "valse/relations", "split": "final"}
+             for c in rng.sample(unseen(valse("relations")), final)]
     return rows
 
 
@@ -195,13 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--dev", type=int, default=110)
     sample.add_argument("--dev2", type=int, default=130)
     sample.add_argument("--fresh", type=int, default=120)
+    sample.add_argument("--final", type=int, default=120)
     sample.add_argument("--seed", type=int, default=23)
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["report"])
 
     if args.command == "sample":
         from read_trainer.evaluation.bundled import bundled_data_root
 
-        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed)
+        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final)
         with (HERE / "captions.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         print(f"wrote {len(rows)} captions to {HERE / 'captions.jsonl'}")
