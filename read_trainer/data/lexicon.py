@@ -63,7 +63,7 @@ CONJUNCTIONS = frozenset("and or but nor & while as that than so yet if when whe
 SYMMETRIC_LINKS = frozenset(
     ["and", "or", "&", "nor", "plus", "next to", "near", "beside", "alongside", "by",
      "and a", "and an", "and the", "or a", "or an", "as well as", "along with",
-     "together with", "close to"]
+     "together with", "close to", "adjacent to"]
 )
 
 # Fixed expressions that must stay one unit: "side by side" is not a relation "by"
@@ -104,7 +104,7 @@ SPATIAL_RELATIONS: dict[str, tuple[str, ...]] = {
     "at": ("at",),
     "under": ("under", "underneath", "beneath", "below"),
     "above": ("above", "over"),
-    "next": ("next to", "beside", "near", "alongside", "close to", "nearby"),
+    "next": ("next to", "beside", "near", "alongside", "close to", "nearby", "adjacent to"),
     "behind": ("behind", "in back of"),
     "front": ("in front of",),
     "across": ("across", "across from", "opposite"),

@@ -51,41 +51,329 @@ def modifiers_fit(parsed: Parsed, phrase: Phrase, head: int, noun: str) -> bool:
 
 
 def nouns_trade_places(parsed: Parsed, u: int, p: int, v: int, q: int) -> bool:
-    """Whether head nouns ``u`` (of phrase ``p``) and ``v`` (of ``q``) can swap: alike in what
-    they can do and be (people, animals, objects of one family and size), neither bound in
-    a compound, and each fitting the other's colour or material words."""
+    """Whether head nouns ``u`` (of phrase ``p``) and ``v`` (of ``q``) can swap: each fits
+    every role of the other (see :func:`roles_fit`), neither is bound in a compound, and each
+    fits the other's colour, material and age words."""
     units = parsed.units
     a, b = units[u].low, units[v].low
-    if not fit.swap_fits(a, b) or cx.in_compound(parsed, u) or cx.in_compound(parsed, v):
+    if cx.in_compound(parsed, u) or cx.in_compound(parsed, v):
         return False
-    return modifiers_fit(parsed, parsed.phrases[p], u, b) and modifiers_fit(parsed, parsed.phrases[q], v, a)
+    if len(parsed.phrases[p].heads) > 1 or len(parsed.phrases[q].heads) > 1:
+        return False  # "a plate of sandwiches": a "cake of sandwiches" is no measure
+    if not roles_fit(parsed, p, u, q, v):
+        return False
+    if fit.kind_of(a) != fit.kind_of(b) and (_unjudged_modifier(parsed, parsed.phrases[p], u)
+                                             or _unjudged_modifier(parsed, parsed.phrases[q], v)):
+        return False  # "the upholstered chair" -> never "the upholstered dog"
+    return (modifiers_fit(parsed, parsed.phrases[p], u, b) and modifiers_fit(parsed, parsed.phrases[q], v, a)
+            and _ages_fit(parsed, parsed.phrases[p], u, b) and _ages_fit(parsed, parsed.phrases[q], v, a))
+
+
+def _unjudged_modifier(parsed: Parsed, phrase: Phrase, head: int) -> bool:
+    """Whether a word before ``head`` is neither a determiner, a count, nor a colour, material,
+    pattern, shape, size or age word: the rules cannot tell what else it fits."""
+    for m in range(phrase.first, head):
+        unit = parsed.units[m]
+        if unit.pos in ("DET", "NUM", "POSS") or unit.low in lx.ATTRIBUTES or unit.low in _SIZE_WORDS:
+            continue
+        if unit.low in _AGE_WORDS or unit.low in ("and", "or"):
+            continue
+        return True
+    return False
+
+
+# Words that say how old, or which sex, a person or animal is.
+_AGE_WORDS = frozenset("baby adult young younger old older elderly male female teenage little".split())
+
+
+def _ages_fit(parsed: Parsed, phrase: Phrase, head: int, noun: str) -> bool:
+    """An age or sex word before ``head`` stays with a noun of the same kind when that noun is
+    a person ("a young boy" -> never "a young man"; "a baby elephant" -> never "a baby adult")."""
+    old, new = fit.kind_of(parsed.units[head].low), fit.kind_of(noun)
+    if old == new or not any(parsed.units[m].low in _AGE_WORDS for m in range(phrase.first, head)):
+        return True
+    return new is not None and new.animacy != "person" and (old is None or old.animacy != "person")
+
+
+# Verbs two do together ("a man talking to a woman", "a dog playing with a cat"): swapping
+# the two keeps the meaning, a still-true negative.
+_SYMMETRIC_VERBS = frozenset("talk chat play fight kiss hug meet face dance share shake race wrestle".split())
+# Relations that say the same either way round ("a dog near a cat", "a man with a woman").
+_SYMMETRIC_RELATIONS = frozenset({"next", "with", "across", "between", "among", "against"})
+# Support and containment: the located thing must be smaller than its landmark.
+_SUPPORT_RELATIONS = frozenset({"on", "in", "under", "top"})
+_COLLECTIVES = frozenset({"crowd", "team", "audience", "family"})
+# Participles that only say where a thing is ("a tree is situated behind a sign"): a role
+# any thing takes. Others say what holds the thing there ("parked": a vehicle).
+_PLACING_PARTICIPLES = frozenset("""positioned situated located placed set shown pictured displayed depicted visible
+    seen found kept stored arranged featured""".split())
+_PARTICIPLE_SUBJECTS = {"parked": "v", "seated": "pa", "perched": "ab"}
+_JUDGED_RELATIONS = fit.JUDGED_RELATIONS
+# Relations whose landmark any thing alike the original suits ("walking toward a dog").
+_PLAIN_RELATIONS = frozenset("""at by from to toward around along against through with without among between
+    middle top side off out away past up down near across""".split())
+
+
+def _size(word: str) -> int | None:
+    kind = fit.kind_of(word)
+    return kind.size if kind is not None else None
+
+
+def _alike(old: str, new: str) -> bool:
+    """Whether ``new`` can take any role of ``old`` that the rules cannot judge: the same
+    kind of doer (person, animal, bird, vehicle, boat, thing) and, for things, the same
+    kind for things ("a dog with a ball" -> "a cat with a ball", never "a pole with a sign" ->
+    "a building with a sign"), about the same size for the living."""
+    ko, kn = fit.kind_of(old), fit.kind_of(new)
+    if ko is None or kn is None or fit.subject_code(old) != fit.subject_code(new):
+        return False
+    if ko == kn:
+        return True
+    if ko.animacy == "object":
+        return False  # "positioned at bat" -> never "at baseball"
+    return ko.size is None or kn.size is None or abs(ko.size - kn.size) <= 1
+
+
+def _fits_role(new: str, old: str, role: cx.Role, other: str | None) -> bool:
+    """Whether noun ``new`` can take ``old``'s ``role`` (``other``: the noun at the role's
+    other end after the swap)."""
+    if role.kind == "subject":
+        if role.word in _PLACING_PARTICIPLES:
+            return True
+        if role.word in fit.VERB_SUBJECTS:
+            return fit.verb_fits_subject(role.word, new)
+        return _alike(old, new)
+    if role.kind == "object":
+        if role.word in _PLACING_PARTICIPLES:
+            return True
+        if role.word in _PARTICIPLE_SUBJECTS:
+            code = fit.subject_code(new)
+            return code is not None and (code in _PARTICIPLE_SUBJECTS[role.word] or (
+                code in "bh" and "a" in _PARTICIPLE_SUBJECTS[role.word]))
+        if role.word in fit.VERB_OBJECTS:
+            return fit.verb_fits_object(role.word, new)
+        if role.word == "ride":
+            kind = fit.kind_of(new)
+            return lx.NOUNS[new].concept in fit.RIDEABLE_ANIMALS or (kind is not None and kind.name.startswith("vehicle"))
+        return _alike(old, new)
+    if role.kind == "attribute":
+        if role.word in lx.ATTRIBUTES or role.word in _SIZE_WORDS:
+            return _adjective_fits(role.word, new)
+        return fit.kind_of(old) == fit.kind_of(new)  # "the plate is empty": never "the fork is empty"
+    if role.kind in ("landmark", "located") and role.word not in _JUDGED_RELATIONS | _PLAIN_RELATIONS:
+        return False  # "a donut as the bun", "dressed for a party": not read
+    if role.kind == "landmark":
+        if role.word not in _JUDGED_RELATIONS:
+            return _alike(old, new)
+        if not fit.relation_fits(role.word, new):
+            return False
+        new_kind = fit.kind_of(new)
+        if role.word in ("on", "top") and new_kind is not None and new_kind.animacy == "animal" and (
+                other is not None and fit.subject_code(other) == "p"):
+            return lx.NOUNS[new].concept in fit.RIDEABLE_ANIMALS  # "a man on a cow" garbles
+        return role.word not in _SUPPORT_RELATIONS or other is None or _smaller(other, new)
+    if role.kind == "located":
+        if other is None:
+            return _alike(old, new)  # "on a mound": a landmark the rules do not know
+        other_kind = fit.kind_of(other)
+        if role.word in ("in", "with") and other_kind is not None and other_kind.name.startswith("clothing"):
+            return fit.verb_fits_subject("wear", new)  # "a woman in a blue shirt": worn
+        if role.word in ("on", "top") and other_kind is not None and other_kind.animacy == "animal":
+            # "people on bikes" -> never "people on cows": ridden animals only, or small things
+            return lx.NOUNS[other].concept in fit.RIDEABLE_ANIMALS or _smaller(new, other) and (
+                fit.subject_code(new) not in ("p", None))
+        if role.word in _SUPPORT_RELATIONS and other is not None and not _alike(old, new):
+            return _smaller(new, other)
+        return role.word in _JUDGED_RELATIONS or _alike(old, new)
+    return False
+
+
+def _smaller(thing: str, landmark: str) -> bool:
+    """Whether ``thing`` can be on, in or under ``landmark``: smaller, or both small."""
+    a, b = _size(thing), _size(landmark)
+    return a is None or b is None or a < b or a == b <= 1
+
+
+def roles_fit(parsed: Parsed, p: int, u: int, q: int, v: int) -> bool:
+    """Whether the anchor nouns ``u`` (of phrase ``p``) and ``v`` (of ``q``) can trade roles.
+
+    A swap moves each noun into the other's roles: subject and object of verbs, landmark
+    and located thing of relations, the thing a predicate adjective describes. Each must
+    fit every role it takes over: "a dog chasing a cat" -> "a cat chasing a dog" (both can
+    chase and be chased), "a laptop on a desk next to a phone" -> "a phone on a desk next to
+    a laptop"; never "a horse riding a man" (a person rides), "a table on a plate" (the
+    smaller thing is on the larger). Roles the rules cannot judge need alike nouns (see
+    ``_alike``). Places and body parts never swap; nor do the two sides of a symmetric verb
+    or relation ("a man talking to a woman", "a dog with a man"), which keep the meaning.
+    """
+    units = parsed.units
+    if cx.anchor_head(parsed, parsed.phrases[p]) != u or cx.anchor_head(parsed, parsed.phrases[q]) != v:
+        return False
+    a, b = units[u].low, units[v].low
+    ka, kb = fit.kind_of(a), fit.kind_of(b)
+    if ka is None or kb is None or "place" in (ka.animacy, kb.animacy) or "body" in (ka.animacy, kb.animacy):
+        return False
+    if ka.name == "person_generic" and kb.animacy == "person" or kb.name == "person_generic" and ka.animacy == "person":
+        return False  # "people" name anyone: "ladies near people" -> "people near ladies" is still true
+    if fit.overlapping(lx.NOUNS[a].concept, lx.NOUNS[b].concept):
+        return False  # "a screen displaying the monitor": one thing named twice
+    if lx.NOUNS[a].concept in _COLLECTIVES or lx.NOUNS[b].concept in _COLLECTIVES:
+        return False  # "the crowd is watching a player" -> "the player is watching a crowd"
+    roles_a, roles_b = cx.phrase_roles(parsed, p), cx.phrase_roles(parsed, q)
+    if roles_a is None or roles_b is None:
+        return False
+    for roles, partner in ((roles_a, v), (roles_b, u)):
+        for role in roles:
+            if role.other == partner and (role.word in _SYMMETRIC_RELATIONS or role.kind in ("landmark", "located") and (
+                    role.word in ("next", "with"))):
+                return False
+    if _done_together(roles_a, roles_b, u) or _done_together(roles_b, roles_a, v):
+        return False
+    concepts = [lx.NOUNS[units[h].low].concept for h in range(len(units))
+                if h not in (u, v) and units[h].pos == "NOUN" and units[h].low in lx.NOUNS]
+    if lx.NOUNS[a].concept in concepts or lx.NOUNS[b].concept in concepts:
+        return False  # "a black car ... a bus behind the car": "the car" would point at the bus
+    if _placed_side_by_side(parsed, p, q, roles_a if p < q else roles_b):
+        return False
+    if _gender_clash(parsed, a, b):
+        return False
+    swapped = {u: b, v: a}
+
+    def other_word(unit: int | None) -> str | None:
+        if unit is None:
+            return None
+        return swapped.get(unit, units[unit].low if units[unit].low in lx.NOUNS else None)
+
+    return all(_fits_role(b, a, r, other_word(r.other)) for r in roles_a) and all(
+        _fits_role(a, b, r, other_word(r.other)) for r in roles_b)
+
+
+def _done_together(roles_a: list[cx.Role], roles_b: list[cx.Role], a: int) -> bool:
+    """Whether ``a`` does a symmetric verb with ``b`` ("a man talking to | a woman", "a dog
+    playing with | a cat", "a man hugging | a woman")."""
+    verbs = {r.word for r in roles_a if r.kind == "subject"} & _SYMMETRIC_VERBS
+    return bool(verbs) and any(
+        (r.kind == "object" and r.word in verbs) or (r.kind == "landmark" and r.other == a) for r in roles_b)
+
+
+def _placed_side_by_side(parsed: Parsed, p: int, q: int, first_roles: list[cx.Role]) -> bool:
+    """"A toilet is located in the bathroom next to the shower": when the first thing is only
+    placed somewhere (no verb of its own), a "next to" between the two may link them, and
+    the swap says the same."""
+    lo, hi = sorted((p, q))
+    between = parsed.units[parsed.phrases[lo].last + 1: parsed.phrases[hi].first]
+    if not any(lx.RELATIONS.get(u.low) == "next" or u.low in _COORDINATORS_AND_LINKS for u in between):
+        return False
+    return all(r.kind == "located" or r.word in _PLACING_PARTICIPLES for r in first_roles)
+
+
+_COORDINATORS_AND_LINKS = frozenset({"and", "or", "with", "by"})
+
+
+def _gender_clash(parsed: Parsed, a: str, b: str) -> bool:
+    """Two people of different genders in a caption with gendered pronouns: after the swap
+    the pronoun points at the wrong one ("a woman holding her cat next to a man")."""
+    ga, gb = fit.gender_of(a), fit.gender_of(b)
+    return ga is not None and gb is not None and ga != gb and bool(cx.pronoun_genders(parsed))
+
+
+_SIZE_WORDS = frozenset("big bigger large larger small smaller little tiny huge giant enormous".split())
+
+
+def _adjective_fits(word: str, noun: str) -> bool:
+    """Whether a colour, material, pattern, shape or size word can describe ``noun``."""
+    if word in lx.ATTRIBUTES:
+        return fit.attribute_fits(lx.ATTRIBUTES[word][0], word, noun)
+    kind = fit.kind_of(noun)
+    return word in _SIZE_WORDS and kind is not None and kind.animacy in ("person", "animal", "object")
+
+
+def _bound_adjective(parsed: Parsed, i: int) -> bool:
+    """An adjective in a pair ("blue and white", "red, white") or after a shade ("neon green",
+    "light blue"): moved alone it leaves half a description behind."""
+    units = parsed.units
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(units) and parsed.phrase_of[j] == parsed.phrase_of[i] and (units[j].low in ("and", "or") or (
+                j == i + 1 and _gap(parsed.caption, units, i).strip(" ") == ",")):
+            return True
+    if i > 0 and not _gap(parsed.caption, units, i - 1).strip(" ") and (
+            units[i - 1].low in fit.SHADE_WORDS or units[i - 1].pos == "UNK"):
+        return True
+    return i > 0 and _gap(parsed.caption, units, i - 1).strip(" ") == "," and units[i - 1].pos == "ADJ"
 
 
 def adjectives_trade_places(parsed: Parsed, u: int, v: int) -> bool:
-    """Two attributes of one kind (two colours, two materials, a size and its opposite),
-    each describing a noun the other fits: "a black dish | a colorful container", never
+    """Two attributes, each describing a noun the other fits: two colours, a colour and a
+    material ("a wooden table next to a red chair" -> "a red table next to a wooden chair"),
+    a size and a colour, or a word and its opposite ("an old man and a young woman"); never
     "a frosted shirt | a pink donut" or "a red dog"."""
     a, b = parsed.units[u].low, parsed.units[v].low
     head_a, head_b = cx.modified_head(parsed, u), cx.modified_head(parsed, v)
-    if head_a is None or head_b is None:
+    if head_a is None or head_b is None or _bound_adjective(parsed, u) or _bound_adjective(parsed, v):
         return False
-    if a in lx.ATTRIBUTES and b in lx.ATTRIBUTES:
-        group = lx.ATTRIBUTES[a][0]
-        return (lx.ATTRIBUTES[b][0] == group and fit.attribute_fits(group, b, head_a)
-                and fit.attribute_fits(group, a, head_b))
-    return b in lx.ANTONYMS.get(a, ())
+    if b in lx.ANTONYMS.get(a, ()):
+        ka, kb = fit.kind_of(head_a), fit.kind_of(head_b)
+        if ka is None or kb is None:
+            return False
+        if a in _SIZE_WORDS:
+            return _adjective_fits(a, head_b) and _adjective_fits(b, head_a)
+        return ka.animacy == kb.animacy if a in _AGE_WORDS else fit.family(ka) == fit.family(kb)
+    if _clashes(parsed, u, b) or _clashes(parsed, v, a):
+        return False
+    return _adjective_fits(b, head_a) and _adjective_fits(a, head_b)
+
+
+def _clashes(parsed: Parsed, i: int, word: str) -> bool:
+    """Whether the phrase of unit ``i`` has another word of ``word``'s group ("a small black
+    table" takes no "white" for "small")."""
+    group = lx.ATTRIBUTES.get(word, ("size" if word in _SIZE_WORDS else word,))[0]
+    phrase = parsed.phrases[parsed.phrase_of[i]]
+    for m in range(phrase.first, phrase.last + 1):
+        low = parsed.units[m].low
+        if m != i and (lx.ATTRIBUTES.get(low, ("size" if low in _SIZE_WORDS else low,))[0] == group):
+            return True
+    return False
+
+
+def counts_trade_places(parsed: Parsed, u: int, v: int) -> bool:
+    """Two counts of different things ("two dogs and three cats"), neither in a range ("two
+    or three") nor in a sum ("4 toothbrushes: 2 red, 2 blue")."""
+    units = parsed.units
+    head_a, head_b = cx.modified_head(parsed, u), cx.modified_head(parsed, v)
+    if head_a is None or head_b is None or lx.NOUNS[head_a].concept == lx.NOUNS[head_b].concept:
+        return False
+    if "person_generic" in (getattr(fit.kind_of(head_a), "name", None), getattr(fit.kind_of(head_b), "name", None)):
+        return False  # "three individuals, two players and a coach": one count includes the other
+    if sum(1 for unit in units if unit.pos == "NUM") != 2:
+        return False
+    return not any(_bound_adjective(parsed, i) for i in (u, v))
 
 
 def phrases_trade_places(parsed: Parsed, a: Phrase, b: Phrase) -> bool:
-    """Whole noun phrases about things alike in role (see ``fit.swap_fits``), neither a
-    picture/side/top frame, neither leaving a modifier or compound half behind, neither
+    """Whole noun phrases whose anchor nouns can trade roles (see :func:`roles_fit`), neither
+    a picture/side/top frame, neither leaving a modifier or compound half behind, neither
     pointing back ("another train" cannot come first)."""
     if "another" in (parsed.units[a.first].low, parsed.units[b.first].low):
         return False
     ha, hb = cx.anchor_head(parsed, a), cx.anchor_head(parsed, b)
-    if ha is None or hb is None or not fit.swap_fits(parsed.units[ha].low, parsed.units[hb].low):
+    if ha is None or hb is None:
         return False
-    return cx.phrase_is_whole(parsed, a) and cx.phrase_is_whole(parsed, b)
+    if not (cx.phrase_is_whole(parsed, a) and cx.phrase_is_whole(parsed, b)):
+        return False
+    if _names_again(parsed, a, b):
+        return False
+    return roles_fit(parsed, parsed.phrase_of[ha], ha, parsed.phrase_of[hb], hb)
+
+
+def _names_again(parsed: Parsed, a: Phrase, b: Phrase) -> bool:
+    """Whether one phrase names again what the other named ("the white flatbed truck cab ...
+    the truck cab"): one noun, and the shorter phrase's words all in the longer one."""
+    units = parsed.units
+    if units[a.last].low != units[b.last].low:
+        return False
+    words = [{units[m].low for m in range(ph.first, ph.last + 1) if units[m].pos not in ("DET", "POSS")}
+             for ph in (a, b)]
+    return words[0] <= words[1] or words[1] <= words[0]
 
 
 _SWAPPABLE_PREPOSITIONS = frozenset({"on", "in", "under", "above", "next", "behind", "front", "left", "right"})
@@ -113,8 +401,19 @@ def relations_trade_places(parsed: Parsed, a: tuple[int, int], b: tuple[int, int
     next to a chair"), or two handling verbs whose objects suit each other's verb ("holds a
     spoon and looks at a cupcake"). Anything else garbles: "sitting in a cell phone"."""
     obj_a, obj_b = cx.object_after(parsed, a[1]), cx.object_after(parsed, b[1])
-    return (_relation_fits_object(parsed, a, obj_b) and _relation_fits_object(parsed, b, obj_a)
-            and _relation_fits_object(parsed, a, obj_a) and _relation_fits_object(parsed, b, obj_b))
+    if not (_relation_fits_object(parsed, a, obj_b) and _relation_fits_object(parsed, b, obj_a)
+            and _relation_fits_object(parsed, a, obj_a) and _relation_fits_object(parsed, b, obj_b)):
+        return False
+    # "a man on a horse beside some cattle" -> "a man beside a horse on some cattle": what
+    # each relation now places must be smaller than what it is on, in or under.
+    for moving, (first, _last) in ((a, b), (b, a)):
+        concept = lx.RELATIONS.get(parsed.units[moving[0]].low)
+        if concept in _SUPPORT_RELATIONS:
+            located = cx.located_before(parsed, first)
+            landmark = cx.object_after(parsed, _last)
+            if located is None or landmark is None or not _smaller(parsed.units[located].low, landmark):
+                return False
+    return True
 
 
 # --------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ not made.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .. import lexicon as lx
 from .parsing import Parsed, Phrase, _gap
 
@@ -121,7 +123,14 @@ def phrase_starting_at(parsed: Parsed, i: int) -> int | None:
 
 
 def subject_of(parsed: Parsed, verb: int) -> str | None:
-    """The noun doing the verb at unit ``verb`` (lower-cased), or None if unclear.
+    """The noun doing the verb at unit ``verb`` (lower-cased), or None if unclear; see
+    :func:`subject_unit`."""
+    unit = subject_unit(parsed, verb)
+    return parsed.units[unit].low if unit is not None else None
+
+
+def subject_unit(parsed: Parsed, verb: int) -> int | None:
+    """The unit of the noun doing the verb at unit ``verb``, or None if unclear.
 
     Reads back over "is", "that", adverbs, an earlier verb of the same subject ("a woman
     sitting in a seat | holding") and prepositional phrases ("a man in a tie | waits");
@@ -132,8 +141,11 @@ def subject_of(parsed: Parsed, verb: int) -> str | None:
     while j >= 0:
         unit = units[j]
         if unit.low in ("while", "as", "and", "then", "when"):
-            return head_low(parsed, 0) if parsed.phrases and parsed.phrases[0].last < j else None
-        if unit.pos in ("AUX", "ADV", "VERB") or unit.low in ("that", "who", "which", "to"):
+            return anchor_head(parsed, parsed.phrases[0]) if parsed.phrases and parsed.phrases[0].last < j else None
+        if unit.low in ("that", "who", "which"):
+            p = parsed.phrase_of[j - 1] if j > 0 else None  # "a cat | that is walking": the phrase before
+            return anchor_head(parsed, parsed.phrases[p]) if p is not None else None
+        if unit.pos in ("AUX", "ADV", "VERB") or unit.low == "to":
             j -= 1
             continue
         p = parsed.phrase_of[j]
@@ -144,7 +156,7 @@ def subject_of(parsed: Parsed, verb: int) -> str | None:
         if before >= 0 and units[before].pos == "PREP":
             j = before - 1  # "a man [in a tie] waits": skip the prepositional phrase
             continue
-        return head_low(parsed, p)
+        return anchor_head(parsed, phrase)
     return None
 
 
@@ -158,3 +170,165 @@ def pronoun_genders(parsed: Parsed) -> set[str]:
     """Genders of the personal pronouns in the caption ("m", "f")."""
     words = {u.low for u in parsed.units}
     return {g for g, pronouns in GENDERED_PRONOUNS.items() if words & pronouns}
+
+
+# --------------------------------------------------------------------------------------
+# Roles of a noun phrase: what a swap moves a noun into
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Role:
+    """One role of a noun in its caption.
+
+    ``kind``: "subject" or "object" of verb ``word`` (a verb concept, or the word itself when
+    the lexicon does not know it), "landmark" of relation ``word`` (a relation concept, or
+    the preposition) for the thing at unit ``other``, "located" by relation ``word`` at the
+    landmark at unit ``other``, or "attribute" (``word`` said of it: "the car is red").
+    """
+
+    kind: str
+    word: str
+    other: int | None = None
+
+
+_COORDINATORS = frozenset({"and", "or", "&", "nor", "plus"})
+# Verbs whose "at" introduces their object ("looking at a cat"), not a place ("seated at a table").
+AT_OBJECT_VERBS = frozenset("look stare gaze peer glance point watch smile laugh wave yell bark throw aim swing".split())
+_CLAUSE_STARTS = frozenset({"while", "as", "when", "where", "that", "which", "who", "then"})
+
+
+def _verb_word(low: str) -> str:
+    info = lx.VERBS.get(low)
+    return info.concept if info is not None else low
+
+
+def _relation_word(low: str) -> str:
+    return lx.RELATIONS.get(low, low)
+
+
+def located_before(parsed: Parsed, prep: int) -> int | None:
+    """What the preposition at unit ``prep`` places: the noun right before it ("a cat | on
+    a couch"), or the subject of the verb right before it ("a cat sitting | on a couch")."""
+    units = parsed.units
+    j = prep - 1
+    while j > 0 and units[j].pos == "AUX":
+        j -= 1  # "people are | on the bleachers"
+    if j < 0:
+        return None
+    if parsed.phrase_of[j] is not None:
+        return anchor_head(parsed, parsed.phrases[parsed.phrase_of[j]])
+    if units[j].pos == "ADV" and units[j].low in lx.PARTICLES and j > 0:
+        j -= 1
+    if units[j].pos == "VERB":
+        return subject_unit(parsed, j)
+    return None
+
+
+def phrase_roles(parsed: Parsed, p: int) -> list[Role] | None:
+    """The roles of phrase ``p``'s anchor noun, or None when one cannot be read with
+    confidence (coordination with a third phrase, a list, "of", a word the rules cannot
+    place): a swap that needs them is then not made.
+
+    Read from the words right before the phrase (the verb whose object it is, the
+    preposition whose landmark it is), right after it (the preposition that places it, a
+    predicate adjective) and from every verb whose subject it is.
+    """
+    units, phrase = parsed.units, parsed.phrases[p]
+    head = anchor_head(parsed, phrase)
+    if head is None:
+        return None
+    roles: list[Role] = []
+    clause = False
+    # Before the phrase.
+    j = phrase.first - 1
+    if j >= 0:
+        gap = _gap(parsed.caption, units, j)
+        unit = units[j]
+        if gap.strip(" "):
+            if parsed.phrase_of[j] is not None or gap.strip(" ") != ",":
+                return None  # "a batter, catcher": a list (or a fronted phrase); quotes, a new sentence
+        elif unit.low in _COORDINATORS:
+            return None  # "a cat and | a dog": it shares another phrase's roles
+        elif unit.pos == "VERB":
+            roles.append(Role("object", _verb_word(unit.low)))
+        elif unit.pos == "ADV" and unit.low in lx.PARTICLES and j > 0 and units[j - 1].pos == "VERB":
+            roles.append(Role("object", _verb_word(units[j - 1].low)))  # "picking up | a ball"
+        elif unit.pos == "PREP":
+            if unit.low == "of":
+                return None  # "the side of | a bus", "a picture of | a dog"
+            before = units[j - 1] if j > 0 else None
+            if unit.low == "by" and before is not None and before.pos == "VERB" and before.vform == "past":
+                roles.append(Role("subject", _verb_word(before.low)))  # "swung by | a girl": the agent
+            elif unit.low == "at" and before is not None and before.pos == "VERB" and (
+                    _verb_word(before.low) in AT_OBJECT_VERBS):
+                roles.append(Role("object", _verb_word(before.low)))  # "looking at | a cat"
+            else:
+                roles.append(Role("landmark", _relation_word(unit.low), located_before(parsed, j)))
+        elif unit.pos == "AUX":
+            if not (j > 0 and units[j - 1].low == "there"):
+                return None  # "the dog is | a puppy"
+        elif unit.low == "as":
+            clause = True  # "... as four giraffes stand": a clause only if a verb follows
+        elif unit.low not in _CLAUSE_STARTS:
+            return None
+    # After the phrase: "a cat | on a couch", "a car | is red", "a racket | is being swung".
+    k = phrase.last + 1
+    if k < len(units) and _gap(parsed.caption, units, phrase.last).strip(" "):
+        if parsed.phrase_of[k] is not None or _gap(parsed.caption, units, phrase.last).strip(" ") not in (",", "."):
+            return None  # "a dog, | a cat and a bird"; quotes
+    elif k < len(units):
+        if units[k].low in _COORDINATORS:
+            if k + 1 < len(units) and parsed.phrase_of[k + 1] is not None:
+                return None  # "a cat | and a dog"
+        else:
+            m, aux = k, False
+            if units[m].low in ("that", "which", "who"):
+                m += 1
+            while m < len(units) and (units[m].pos == "AUX" or (aux and units[m].pos == "ADV")):
+                aux = aux or units[m].pos == "AUX"
+                m += 1
+            unit = units[m] if m < len(units) else None
+            if unit is None:
+                pass
+            elif unit.pos == "PREP":
+                landmark = phrase_starting_at(parsed, m + 1)
+                if unit.low == "of" or landmark is None:
+                    return None
+                roles.append(Role("located", _relation_word(unit.low), anchor_head(parsed, parsed.phrases[landmark])))
+            elif aux and unit.pos == "ADJ":
+                roles.append(Role("attribute", unit.low))
+            elif unit.pos == "VERB" and unit.vform == "ing" and m == k and phrase.first > 0 and (
+                    units[phrase.first - 1].pos == "PREP"):
+                return None  # "a tree in front of a dog | standing": which of the two stands?
+            elif unit.pos == "VERB" and unit.vform == "past":
+                roles.append(Role("object", _verb_word(unit.low)))  # "a racket is | swung", "a car | parked"
+                nxt = m + 1
+                while nxt < len(units) and units[nxt].pos == "ADV":
+                    nxt += 1  # "positioned out | in the water"
+                if nxt < len(units) and units[nxt].pos == "PREP" and units[nxt].low not in ("of", "by"):
+                    landmark = phrase_starting_at(parsed, nxt + 1)  # "a dog is positioned | on the armchair"
+                    if landmark is None:
+                        return None
+                    roles.append(Role("located", _relation_word(units[nxt].low),
+                                      anchor_head(parsed, parsed.phrases[landmark])))
+            elif aux and unit.pos != "VERB":
+                return None  # "a hat is | worn", "the dog is | a puppy": not read
+    # Every verb this phrase is the subject of, and where those verbs place it.
+    for v, unit in enumerate(units):
+        if unit.pos != "VERB" or v <= phrase.last or subject_unit(parsed, v) != head:
+            continue
+        if unit.vform == "past" and v > 0 and units[v - 1].pos == "AUX":
+            continue  # passive: read above as its object
+        roles.append(Role("subject", _verb_word(unit.low)))
+        nxt = v + 1
+        if nxt < len(units) and units[nxt].pos == "ADV" and units[nxt].low in lx.PARTICLES:
+            nxt += 1
+        if nxt < len(units) and units[nxt].pos == "PREP" and units[nxt].low not in ("of", "at", "by"):
+            landmark = phrase_starting_at(parsed, nxt + 1)
+            if landmark is not None:
+                roles.append(Role("located", _relation_word(units[nxt].low),
+                                  anchor_head(parsed, parsed.phrases[landmark])))
+    if clause and not any(r.kind == "subject" for r in roles):
+        return None  # "a donut as | the bun"
+    return roles

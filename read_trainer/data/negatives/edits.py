@@ -129,7 +129,8 @@ def _linked(parsed: Parsed, lo: int, hi: int, skip_phrases: bool) -> bool:
 # Words that may sit between two phrases without making their relation one-sided:
 # "a giraffe standing next to a baby giraffe" says what "a baby giraffe standing next to
 # a giraffe" says.
-_SYMMETRIC_FILLERS = frozenset("is are that which who sitting standing lying laying parked placed resting".split())
+_SYMMETRIC_FILLERS = frozenset("""is are that which who sitting standing lying laying parked placed resting positioned
+    situated located set seated shown""".split())
 
 
 def _phrases_linked(parsed: Parsed, p: int, q: int) -> bool:
@@ -192,7 +193,23 @@ def _swap_nouns(parsed: Parsed, rng: random.Random) -> Iterator[str]:
             yield text
 
 
+def _span_between(parsed: Parsed, p: int, q: int) -> tuple[int, int]:
+    first, second = sorted((p, q))
+    return parsed.phrases[first].last, parsed.phrases[second].first
+
+
+def _same_head(parsed: Parsed, p: int, q: int) -> bool:
+    """Whether two phrases name one kind of thing ("a red apple", "a green apple")."""
+    a, b = (parsed.units[parsed.phrases[i].last].low for i in (p, q))
+    concept = lambda w: lx.NOUNS[w].concept if w in lx.NOUNS else w  # noqa: E731
+    return concept(a) == concept(b)
+
+
 _NON_CONTENT_ADJECTIVES = frozenset("other another same different various several only main".split())
+
+
+def _count(low: str) -> int:
+    return int(low) if low.isdigit() else lx.NUMBER_WORDS.get(low, 0)
 
 
 def _swap_adjectives(parsed: Parsed, rng: random.Random) -> Iterator[str]:
@@ -204,17 +221,26 @@ def _swap_adjectives(parsed: Parsed, rng: random.Random) -> Iterator[str]:
         if u.pos == "ADJ" and u.low not in _NON_CONTENT_ADJECTIVES and u.low not in lx.DIRECTION_ANTONYMS
         and (parsed.phrase_of[i] is not None or (i > 0 and units[i - 1].pos in ("AUX", "VERB")))
     ]
+    # Counts of two things trade places too: "two dogs and three cats" -> "three dogs and two cats".
+    slots += [i for i, u in enumerate(units) if u.pos == "NUM" and parsed.phrase_of[i] is not None and _count(u.low) >= 2]
     for u, v in _pairs(slots, rng):
-        if units[u].low == units[v].low:
+        if units[u].low == units[v].low or (units[u].pos == "NUM") != (units[v].pos == "NUM"):
             continue
         p, q = parsed.phrase_of[u], parsed.phrase_of[v]
         if p is not None and q is not None:
-            # Same phrase: "a big red car" -> "a red big car" means the same.
-            if p == q or _phrases_linked(parsed, p, q):
+            # Same phrase: "a big red car" -> "a red big car" means the same. Across "and"
+            # or "next to" the swap changes which thing has which attribute ("a red car
+            # next to a blue truck"), unless the two things are one kind ("a red apple next
+            # to a green apple" says what its swap says) or one phrase continues the other.
+            if p == q or (_phrases_linked(parsed, p, q) and (
+                    _same_head(parsed, p, q) or _between(parsed, *_span_between(parsed, p, q), False) == "of")):
                 continue
         elif _linked(parsed, u, v, skip_phrases=False):
             continue
-        if not checks.adjectives_trade_places(parsed, u, v):
+        if units[u].pos == "NUM":
+            if not checks.counts_trade_places(parsed, u, v):
+                continue
+        elif not checks.adjectives_trade_places(parsed, u, v):
             continue
         text = swap_spans(parsed, (u, u), (v, v))
         if text is not None:
@@ -223,9 +249,12 @@ def _swap_adjectives(parsed: Parsed, rng: random.Random) -> Iterator[str]:
 
 def _swap_adverbs(parsed: Parsed, rng: random.Random) -> Iterator[str]:
     units = parsed.units
+    # Adverbs of a verb only ("walking slowly"): one before an adjective, a preposition or
+    # another adverb says how much ("slightly tilted", "barely off") and garbles elsewhere.
     slots = [
         i for i, u in enumerate(units)
         if u.pos == "ADV" and u.low not in lx.NON_CONTENT_ADVERBS and u.low not in lx.PARTICLES
+        and i > 0 and units[i - 1].pos == "VERB" and (i + 1 == len(units) or units[i + 1].pos not in ("ADJ", "ADV", "PREP"))
     ]
     for u, v in _pairs(slots, rng):
         if units[u].low == units[v].low or _linked(parsed, u, v, skip_phrases=False):
@@ -308,6 +337,8 @@ def _swap_relations(parsed: Parsed, rng: random.Random) -> Iterator[str]:
         text_b = " ".join(u.low for u in units[b0 : b1 + 1])
         if text_a == text_b or _linked(parsed, a1, b0, skip_phrases=False):
             continue
+        if kind_a == "prep" and lx.RELATIONS.get(text_a) == lx.RELATIONS.get(text_b):
+            continue  # "adjacent to" and "next to" say one thing
         if not checks.relations_trade_places(parsed, (a0, a1), (b0, b1)):
             continue
         text = swap_spans(parsed, (a0, a1), (b0, b1))

@@ -377,6 +377,7 @@ _CONCEPT_COLOURS = {
     "water": frozenset("blue green brown gray".split()),
     "ocean": frozenset("blue green gray".split()),
     "lake": frozenset("blue green gray".split()),
+    "stop sign": frozenset("red white".split()),
 }
 _MATERIAL_FIT: dict[str, frozenset[str]] = {
     "furniture_seat": frozenset("wooden metal plastic wicker leather stone".split()),
@@ -625,6 +626,8 @@ _BESIDE_LANDMARKS = ("furniture", "tableware", "appliance", "electronics", "hous
                      "street_monument", "street_barrier", "nature_tree", "nature_rock", "person", "role", "family",
                      "animal", "shape", "food", "sports")
 GEAR_KINDS = ("vehicle_board", "sports")
+# Relations whose landmarks the tables above judge.
+JUDGED_RELATIONS = frozenset(_BESIDE | set(_RELATION_LANDMARKS))
 
 
 def relation_fits(concept: str, landmark: str | None) -> bool:

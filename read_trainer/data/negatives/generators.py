@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Hashable, Iterator, Sequence
 
 from .. import lexicon as lx
-from .edits import _GENERATORS, CATEGORIES
+from .edits import _GENERATORS, CATEGORIES, SWAP_CATEGORIES
 from .parsing import Parsed, Unit, _finish, _merge_multiwords, parse_rules
 from .text import _WORD_RE, MAX_WORDS, _adjacent_repeats, caption_rng, normalize
 
@@ -143,9 +143,13 @@ class HardNegativeGenerator:
         return [negative.text for negative in self.generate(caption, k, salt)]
 
     def _draw(self, parsed, categories, k, rng, chosen, seen) -> None:
-        """Round-robin over ``categories`` in a random order, one valid negative per turn."""
-        order = list(categories)
-        rng.shuffle(order)
+        """Round-robin over ``categories``, one valid negative per turn: the swaps first (the
+        method's own negatives, NegCLIP-style), then the replacements, each in a random order."""
+        swaps = [c for c in categories if c in SWAP_CATEGORIES]
+        replacements = [c for c in categories if c not in SWAP_CATEGORIES]
+        rng.shuffle(swaps)
+        rng.shuffle(replacements)
+        order = swaps + replacements
         repeats = _adjacent_repeats(normalize(parsed.caption))
         breaks = _breaks(parsed.caption)
         # Generators are created lazily: a category's candidates are only built when
