@@ -202,7 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--fresh", type=int, default=120)
     sample.add_argument("--final", type=int, default=120)
     sample.add_argument("--seed", type=int, default=23)
+    sub.add_parser("cooccurrence", help="Rebuild the generator's co-occurrence statistics from the shipped "
+                                         "annotations, holding out every caption of captions.jsonl (and its images).")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["report"])
+
+    if args.command == "cooccurrence":
+        from read_trainer.data.negatives import cooccurrence
+        from read_trainer.evaluation.bundled import bundled_data_root
+
+        held_out = [row["caption"] for row in read_jsonl(HERE / "captions.jsonl")]
+        stats = cooccurrence.build(bundled_data_root(), held_out)
+        cooccurrence.write(stats)
+        print(f"wrote {cooccurrence.DATA}: {stats['provenance']}")
+        return 0
 
     if args.command == "sample":
         from read_trainer.evaluation.bundled import bundled_data_root

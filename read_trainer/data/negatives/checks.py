@@ -441,11 +441,15 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
     if unit.pos == "DET":  # "many people" -> "few people", not "a few" -> "a many"
         return _ALWAYS if i == 0 or (units[i - 1].low not in lx.ARTICLES and units[i - 1].low != "so") else _NEVER
     if unit.pos == "NUM":  # "three four coins" reads as an error
+        value = int(unit.low) if unit.low.isdigit() else lx.NUMBER_WORDS.get(unit.low, 0)
         prev_is_number = i > 0 and units[i - 1].pos == "NUM"
         ok = nxt is not None and nxt.pos not in ("NUM", "PREP", "DET", "AUX", "CONJ", "PRON") and not prev_is_number
         # Several counts add up ("4 toothbrushes -- 2 ..., 2 ..."): changing one breaks the sum.
         ok = ok and sum(1 for u in units if u.pos == "NUM" and u.low != "one") == 1
-        return _ALWAYS if ok else _NEVER
+        if not ok:
+            return _NEVER
+        # A near count: "two women on a bench" -> "three", never "six women on a bench".
+        return lambda word: abs((int(word) if word.isdigit() else lx.NUMBER_WORDS.get(word, 0)) - value) <= 2
     if unit.low in fit.SHADE_WORDS and nxt is not None and lx.ATTRIBUTES.get(nxt.low, ("",))[0] == "color":
         return _NEVER  # "light blue": a shade, not a weight
     head = cx.modified_head(parsed, i)
@@ -462,12 +466,21 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
             if unit.low not in fit.ARTIFICIAL_COLOURS:
                 return _NEVER
             return lambda word: word in fit.ARTIFICIAL_COLOURS
+        head_kind = fit.kind_of(head) if head else None
+        if group == "color" and head_kind is not None and (head_kind.animacy == "place" or head_kind.name == "room"):
+            return lambda word: word in fit.BASIC_COLOURS and fit.attribute_fits(group, word, head)  # no gold restroom
         return lambda word: fit.attribute_fits(group, word, head)
     if unit.low in lx.ANTONYMS and unit.low not in lx.AGE_ANTONYMS and parsed.phrase_of[i] is not None:
         if head is None:
             return _NEVER  # "an open range", "a small print": the noun decides what the opposite means
     if unit.low == "full" and nxt is not None and nxt.low == "of":
         return _NEVER  # "full of people" -> "empty of people" is no caption
+    if unit.low in lx.ANTONYMS and i > 0 and units[i - 1].low in _DEGREE_WORDS:
+        return _NEVER  # "very small" -> "very enormous", "almost empty" -> "almost crowded"
+    if unit.low in lx.ANTONYMS and nxt is not None and nxt.low == "of":
+        return _NEVER  # "just short of a dozen" -> never "just long of a dozen"
+    if unit.low in lx.ANTONYMS and unit.low not in lx.ATTRIBUTES and _described_elsewhere(parsed, i):
+        return _NEVER  # "a small, very cramped bathroom" -> never "a large, very cramped" one
     head_kind = fit.kind_of(head) if head else None
     animate = head_kind is not None and head_kind.animacy in ("person", "animal")
     if unit.low in ("young", "younger") and head_kind is not None and head_kind.name in _YOUNG_ONLY:
@@ -477,6 +490,8 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
     def check(word: str) -> bool:
         if word in ("male", "female", "adult", "baby") and not animate:
             return False  # said of people and animals only
+        if word == "full" and (head_kind is None or not head_kind.name.startswith(_CONTAINER_KINDS)):
+            return False  # "an empty road" -> never "a full road"
         if word in ("male", "female"):
             return not (genders - {"m" if word == "male" else "f"})
         return True
@@ -485,6 +500,19 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
 
 
 _YOUNG_ONLY = frozenset({"person_child", "person_baby", "family_child"})
+_DEGREE_WORDS = frozenset("very almost so too extremely really quite fairly mostly nearly well".split())
+_CONTAINER_KINDS = ("tableware", "household_bag", "furniture_storage", "appliance_kitchen", "vehicle")
+
+
+def _described_elsewhere(parsed: Parsed, i: int) -> bool:
+    """Whether the phrase of unit ``i`` has another description word (an unknown adjective
+    or participle) its opposite could contradict: "small, cramped", "empty but clean"."""
+    p = parsed.phrase_of[i]
+    if p is None:
+        return False
+    phrase = parsed.phrases[p]
+    return any(m != i and parsed.units[m].pos in ("ADJ", "UNK", "VERB") and parsed.units[m].low not in lx.ATTRIBUTES
+               for m in range(phrase.first, phrase.last))
 
 # --------------------------------------------------------------------------------------
 # Object replacements
@@ -536,6 +564,50 @@ def _governing(parsed: Parsed, i: int) -> Unit | None:
     return unit if unit.pos in ("VERB", "PREP") else None
 
 
+_SPORT_WORDS = frozenset("""baseball tennis soccer football basketball volleyball bat bats racket racquet catcher
+    pitcher batter umpire pitch game match court""".split())
+_DISH_KINDS = ("food_dish", "food_handheld")
+_COOKING_WORDS = frozenset("cook cooks cooking cooked bake bakes baking baked roast roasting heat heating toast".split())
+_PORTION_FRAMES = frozenset({"piece", "slice", "side", "bite", "half", "serving", "portion"})
+
+
+def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
+    """Contexts that fix what a thing is, so that another of its kind garbles: the ball of a
+    game ("the batter waits to see if the frisbee is foul"), an ingredient of a dish ("a
+    sandwich with turkey, peach"), a portion ("a slice of salad"), a pet on a small thing
+    ("a dog lying on a laptop"), a cooking appliance ("a pizza cooks in a dishwasher"), a
+    thing described by a part the lexicon does not know ("a hydrant with red knobs"), a
+    container of something ("a wine glass of pills"), what one smiles at ("the camera")."""
+    units = parsed.units
+    words = {u.low for u in units}
+    name = kind.name
+    if name == "sports_ball" and words & _SPORT_WORDS:
+        return True
+    if name.startswith(("food_fruit", "food_vegetable", "food_protein")) and any(
+            u.pos == "NOUN" and (fit.kind_of(u.low) or kind).name.startswith(_DISH_KINDS) for u in units):
+        return True
+    if name.startswith("food") and i > 1 and units[i - 1].low == "of" and units[i - 2].low in _PORTION_FRAMES:
+        return True
+    if name.startswith("appliance") and words & _COOKING_WORDS:
+        return True
+    if name.startswith("tableware") and i + 1 < len(units) and units[i + 1].low == "of":
+        return True
+    if units[i].low == "camera" and i > 1 and units[i - 1].low == "at":
+        return True
+    after = i + 1
+    if after + 1 < len(units) and units[after].low == "with":
+        p = cx.phrase_starting_at(parsed, after + 1)
+        if p is not None and units[parsed.phrases[p].last].pos == "UNK":
+            return True
+    if kind.animacy == "animal":
+        for role in cx.phrase_roles(parsed, parsed.phrase_of[i]) or () if parsed.phrase_of[i] is not None else ():
+            if role.kind == "located" and role.word in ("on", "in", "top") and role.other is not None:
+                size = _size(parsed.units[role.other].low)
+                if size is not None and size <= 1:
+                    return True
+    return False
+
+
 def object_check(parsed: Parsed, i: int) -> Check:
     """Another thing of the same kind, neither a hypernym nor a near-synonym, not inside a
     compound, fitting its modifiers ("a gray cat" -> never "a gray giraffe"), the room's
@@ -552,6 +624,8 @@ def object_check(parsed: Parsed, i: int) -> Check:
             u.low in _GROUND_ACTIVITY_WORDS for u in parsed.units):
         return _NEVER
     nouns = [u.low for u in units if u.pos == "NOUN"]
+    if _unlikely_replacement(parsed, i, kind):
+        return _NEVER
     if kind.animacy == "animal" and any(lx.NOUNS[n].concept in fit.ANIMAL_PARTS for n in nouns):
         return _NEVER  # "an elephant with a broken tusk" -> never "a zebra with a broken tusk"
     if kind.name == "room" and sum(1 for n in nouns if fit.kind_of(n) == kind) > 1:
@@ -562,6 +636,7 @@ def object_check(parsed: Parsed, i: int) -> Check:
         return _NEVER  # "a mountainous road": a word the lexicon does not know may not fit the new place
     aged = any(units[m].low in ("old", "older", "elderly") for m in range(p_first, i))
     genders = cx.pronoun_genders(parsed)
+    sole_person = cx.sole_gendered_person(parsed) == i
     contents = [u.low for u in units if u.pos == "NOUN" and u is not units[i]] if kind.name == "room" else []
     p = parsed.phrase_of[i]
     governor = _governing(parsed, i)
@@ -592,8 +667,8 @@ def object_check(parsed: Parsed, i: int) -> Check:
         if not fit.object_replacement_fits(original, lx.NOUNS[word].concept):
             return False
         gender = fit.gender_of(word)
-        if gender is not None and genders - {gender}:
-            return False  # "a girl with his dog"
+        if gender is not None and genders - {gender} and not sole_person:
+            return False  # "a girl with his dog" (unless the pronouns change with her: see edits)
         if contents and not all(fit.room_holds(lx.NOUNS[word].concept, c) for c in contents):
             return False  # "a kitchen with a microwave" -> never "a hallway with a microwave"
         if p is not None and not modifiers_fit(parsed, parsed.phrases[p], i, word):
@@ -667,6 +742,13 @@ def _located(parsed: Parsed, i: int) -> str | None:
     return cx.subject_of(parsed, i)
 
 
+def located_kind_early(parsed: Parsed, i: int) -> str | None:
+    """Kind name of what the preposition at unit ``i`` places, if known."""
+    located = _located(parsed, i) if i > 0 else None
+    kind = fit.kind_of(located) if located else None
+    return kind.name if kind is not None else None
+
+
 def _preposition_check(parsed: Parsed, i: int) -> Check:
     units = parsed.units
     concept = lx.RELATIONS[units[i].low]
@@ -682,6 +764,15 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
     kind = fit.kind_of(landmark) if landmark else None
     if kind is None or kind.animacy in ("place", "body"):
         return _NEVER
+    posture = units[i - 1].pos == "VERB" and (lx.VERBS.get(units[i - 1].low, _NO_VERB).cls == "posture" or (
+        units[i - 1].low in ("seated", "parked", "placed", "resting")))
+    if (located_kind_early(parsed, i) or "").startswith("appliance"):
+        return _NEVER  # fixtures stay where they are fixed: "a sink behind its counter"
+    if posture and kind.name.startswith(("furniture", "vehicle")):
+        # "sitting on a bench", "seated in a car": the seat is where one sits; only "next to",
+        # "behind", "in front of" keep it a place to be ("seated to the left of a bench" garbles).
+        return lambda word: lx.RELATIONS[word] in ("next", "behind", "front") and fit.relation_fits(
+            lx.RELATIONS[word], landmark)
     if kind.name.startswith(fit.GEAR_KINDS) and _activity_verb(parsed):
         return _NEVER  # "people on skis skiing": one cannot ski next to one's skis
     # What is placed there must be a thing too ("a dog's reflection on a mirror" is not).
@@ -689,7 +780,18 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
     located_kind = fit.kind_of(located) if located else None
     if located_kind is None or located_kind.animacy in ("place", "body"):
         return _NEVER
-    return lambda word: fit.relation_fits(lx.RELATIONS[word], landmark)
+    located_size = located_kind.size
+
+    def check(word: str) -> bool:
+        target = lx.RELATIONS[word]
+        if not fit.relation_fits(target, landmark):
+            return False
+        if target in ("in", "on", "under") and located_size is not None and kind.size is not None and (
+                located_size >= kind.size and located_kind.animacy == kind.animacy):
+            return False  # "a car is in a taxi"
+        return not (target == "under" and located_kind.name.startswith(("tableware", "food")))  # a plate under a table
+
+    return check
 
 
 def _holding_manner(parsed: Parsed, verb: int) -> bool:
@@ -706,6 +808,18 @@ def _holding_manner(parsed: Parsed, verb: int) -> bool:
     return False
 
 
+def _with_instrument(parsed: Parsed, verb: int) -> bool:
+    """Whether the verb's object is followed by "with" and a piece of gear or a tool."""
+    units = parsed.units
+    p = cx.phrase_starting_at(parsed, verb + 1)
+    after = parsed.phrases[p].last + 1 if p is not None else verb + 1
+    if after + 1 < len(units) and units[after].low == "with":
+        gear = cx.object_after(parsed, after)
+        kind = fit.kind_of(gear) if gear else None
+        return kind is not None and kind.name.startswith(("sports", "tableware_utensil", "vehicle_board"))
+    return False
+
+
 def _verb_check(parsed: Parsed, i: int) -> Check:
     units = parsed.units
     original = lx.VERBS[units[i].low]
@@ -716,16 +830,31 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
         return _NEVER  # "jumping up at" -> "walking up at"; "sitting on" is a relation, not a particle
     if original.cls == "posture" and any(u.low == "lap" for u in units):
         return _NEVER  # "holding a guitar in her lap": she sits
+    if original.cls == "posture" and _busy(parsed, i):
+        return _NEVER  # "children sitting at a table eating" -> never "lying"; "posing while standing"
     along_path = nxt is not None and nxt.low in _PATH_PREPOSITIONS
     subject = cx.subject_of(parsed, i)
     obj = cx.object_after(parsed, i) if original.cls == "handle" else None
     if original.cls == "handle" and (not fit.verb_fits_object(original.concept, obj) or _holding_manner(parsed, i)):
         return _NEVER
+    if _with_instrument(parsed, i):
+        return _NEVER  # "hitting a ball with a racket" -> never "throwing a ball with a racket"
+
+    landmark = cx.object_after(parsed, i + 1) if nxt is not None and nxt.pos == "PREP" else None
+    landmark_kind = fit.kind_of(landmark) if landmark else None
 
     def check(word: str) -> bool:
         candidate = lx.VERBS[word].concept
         if fit.verbs_overlap(original.concept, candidate) or not fit.verb_fits_subject(candidate, subject):
             return False
+        if original.cls == "posture" and candidate not in _PLAIN_POSTURES:
+            return False  # "standing" -> "kneeling", "sleeping", "lying" rarely fit what else is said
+        if candidate == "sit" and fit.subject_code(subject) in ("a", "h", "b") and fit.kind_of(subject).name not in (
+                "animal_pet", "animal_small"):
+            return False  # cows and giraffes do not sit
+        if candidate in ("lie", "sit") and landmark_kind is not None and landmark_kind.name.startswith(
+                ("furniture_seat", "furniture_table", "vehicle", "street")):
+            return False  # "lying in a seat", "lying at a table"
         if original.cls == "motion":
             if along_path and candidate not in _PATH_VERBS:
                 return False  # "walking across a road" -> never "grazing across a road"
@@ -735,6 +864,19 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
         return True
 
     return check
+
+
+# Posture replacements that keep a caption plausible: standing and sitting (lying, kneeling,
+# sleeping mostly contradict what else is said: "sleeping while playing frisbee").
+_PLAIN_POSTURES = frozenset({"sit", "stand", "lie"})
+
+
+def _busy(parsed: Parsed, i: int) -> bool:
+    """Whether the caption says more the posture must agree with: another verb ("sitting
+    at a table eating"), "while", or "for a photograph"."""
+    units = parsed.units
+    others = [u for j, u in enumerate(units) if j != i and u.pos == "VERB" and u.vform in ("ing", "3sg", "base")]
+    return bool(others) or any(u.low in ("while", "as") for u in units)
 
 
 def relation_check(parsed: Parsed, i: int) -> Check:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import lexicon as lx
+from . import cooccurrence
 from .parsing import Parsed, Phrase, _gap
 
 # Frames that count things ("a herd of zebras"): the phrase is about what they count.
@@ -91,11 +92,29 @@ def in_compound(parsed: Parsed, head: int) -> bool:
     """Whether the noun at ``head`` is tied to a neighbouring noun ("palm | trees",
     "soap | bottle", "train | tracks"): replacing or moving it alone breaks the compound."""
     units = parsed.units
-    if head > 0 and units[head - 1].pos in ("NOUN", "UNK") and _gap(parsed.caption, units, head - 1) == " ":
-        return True
-    if head + 1 < len(units) and units[head + 1].pos in ("NOUN", "UNK") and _gap(parsed.caption, units, head) == " ":
+    stats = cooccurrence.load()
+    for j, gap_at in ((head - 1, head - 1), (head + 1, head)):
+        if not (0 <= j < len(units)) or _gap(parsed.caption, units, gap_at) != " ":
+            continue
+        # An unknown word that real captions never use as a noun is no compound half when it
+        # reads as an adjective before the noun ("a commercial | bus") or as a verb after it
+        # ("a giraffe | bends down").
+        looks_adjective = j < head and units[j].low.endswith(_ADJECTIVE_ENDINGS)
+        looks_verb = j > head and units[j].low.endswith("s") and units[head].number == "sg"
+        if units[j].pos == "UNK" and (looks_adjective or looks_verb) and stats.never_a_noun(units[j].low):
+            continue
+        first, second = (units[j].low, units[head].low) if j < head else (units[head].low, units[j].low)
+        if stats.compound(first, second) or units[j].pos in ("NOUN", "UNK"):
+            return True  # "dump | truck", "palm | trees": real captions write them together
+    # "a pineapple and | ham pizza": the first of two coordinated modifiers of one compound.
+    if head + 3 < len(units) and units[head + 1].low in ("and", "or") and units[head + 3].pos == "NOUN" and (
+            stats.compound(units[head + 2].low, units[head + 3].low)) and units[head + 2].low in lx.NOUNS:
         return True
     return False
+
+
+_ADJECTIVE_ENDINGS = ("al", "ic", "ive", "ous", "ful", "less", "ish", "able", "ible", "ant", "ent", "ar", "ary",
+                      "ern", "ian", "ese")
 
 
 def phrase_is_whole(parsed: Parsed, phrase: Phrase) -> bool:
@@ -164,6 +183,18 @@ def object_after(parsed: Parsed, last: int) -> str | None:
     """The noun of the phrase that starts right after unit ``last`` (a verb's object, a
     preposition's landmark), or None."""
     return head_low(parsed, phrase_starting_at(parsed, last + 1))
+
+
+def sole_gendered_person(parsed: Parsed) -> int | None:
+    """The unit of the caption's only gendered person noun when every gendered pronoun
+    agrees with it ("a girl brushing her teeth"): the pronouns can only be about it."""
+    from .fit import gender_of  # fit reads no context: imported here to keep modules acyclic
+
+    people = [i for i, u in enumerate(parsed.units) if u.pos == "NOUN" and gender_of(u.low) is not None]
+    if len(people) != 1:
+        return None
+    genders = pronoun_genders(parsed)
+    return people[0] if genders == {gender_of(parsed.units[people[0]].low)} else None
 
 
 def pronoun_genders(parsed: Parsed) -> set[str]:

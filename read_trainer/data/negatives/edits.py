@@ -6,7 +6,8 @@ import random
 from typing import Callable, Hashable, Iterator, Sequence
 
 from .. import lexicon as lx
-from . import checks, fit
+from . import checks, cooccurrence, fit
+from . import context as cx
 from .parsing import _INDEFINITE, Parsed, Phrase, _gap, _plural_context, _starts_phrase
 from .text import _WORD_RE, _match_case, bag_of_words, indefinite_article
 
@@ -96,11 +97,32 @@ def swap_spans(parsed: Parsed, a: tuple[int, int], b: tuple[int, int]) -> str | 
 
 
 def replace_span(parsed: Parsed, first: int, last: int, new: str) -> str:
-    """Replace unit range ``first..last`` by ``new`` (lexicon-cased to match), fixing "a"/"an"."""
+    """Replace unit range ``first..last`` by ``new`` (lexicon-cased to match), fixing "a"/"an".
+
+    A person replaced by one of the other gender takes the caption's pronouns along when
+    they can only be about that person ("a girl brushing her teeth" -> "a boy brushing his
+    teeth"); see ``checks.object_check``.
+    """
     units, caption = parsed.units, parsed.caption
     start, end = units[first].start, units[last].end
-    new = _match_case(caption[start:end], new, first == 0, caption.isupper())
-    return _apply_edits(caption, [_with_article(parsed, first, start, end, new)])
+    new_text = _match_case(caption[start:end], new, first == 0, caption.isupper())
+    edits = [_with_article(parsed, first, start, end, new_text)]
+    old_gender, new_gender = fit.gender_of(units[first].low), fit.gender_of(new)
+    if first == last and new_gender not in (None, old_gender) and cx.sole_gendered_person(parsed) == first:
+        for j, unit in enumerate(units):
+            if unit.low in _PRONOUN_FLIP:
+                word = _PRONOUN_FLIP[unit.low]
+                if word == "her/him":  # "her teeth" -> "his teeth", "hugging her" -> "him"
+                    nxt = units[j + 1] if j + 1 < len(units) else None
+                    word = "his" if nxt is not None and nxt.pos in ("NOUN", "ADJ", "UNK", "NUM") else "him"
+                text = _match_case(caption[unit.start:unit.end], word, j == 0, caption.isupper())
+                edits.append((unit.start, unit.end, text))
+        edits.sort()
+    return _apply_edits(caption, edits)
+
+
+_PRONOUN_FLIP = {"he": "she", "him": "her", "his": "her", "himself": "herself",
+                 "she": "he", "hers": "his", "herself": "himself", "her": "her/him"}
 
 
 # --------------------------------------------------------------------------------------
@@ -396,7 +418,8 @@ def _replace_single_words(parsed: Parsed, rng: random.Random,
                           options_for: Callable[[Parsed, int, set[str]], list[str]],
                           positions: Sequence[int] | None = None,
                           check: Callable[[Parsed, int], checks.Check] | None = None,
-                          meaning: Callable[[Parsed, int, str], Hashable] | None = None) -> Iterator[str]:
+                          meaning: Callable[[Parsed, int, str], Hashable] | None = None,
+                          weight: Callable[[Parsed, int], Callable[[str], float]] | None = None) -> Iterator[str]:
     """One-word replacements: every replaceable slot's options shuffled, slots interleaved
     in random order, so the first K negatives edit different words where possible.
     ``positions``: the units that may be replaced (default: all).
@@ -407,13 +430,24 @@ def _replace_single_words(parsed: Parsed, rng: random.Random,
     same ("big", "huge" for "small") give one negative. Both act after the shuffles, on the
     same candidate lists, so that the random draws (and every negative that fits) are the
     same as without them.
+
+    ``weight(parsed, i)`` gives, per slot, a weight per option: options are then drawn in a
+    weighted random order (heavier ones tend to come first), still one order per (seed,
+    caption).
     """
     present = _present_concepts(parsed)
     slots, options = [], []
     for i in range(len(parsed.units)) if positions is None else positions:
         choices = options_for(parsed, i, present)
         if choices:
-            rng.shuffle(choices)
+            if weight is None:
+                rng.shuffle(choices)
+            else:
+                # Efraimidis-Spirakis: sorting by u ** (1 / w) draws without replacement,
+                # each next option with probability proportional to its weight.
+                weigh = weight(parsed, i)
+                keys = {word: rng.random() ** (1.0 / weigh(word)) for word in choices}
+                choices.sort(key=lambda word: -keys[word])
             slots.append(i)
             options.append(choices)
     order = list(range(len(slots)))
@@ -481,7 +515,16 @@ def _replace_objects(parsed: Parsed, rng: random.Random) -> Iterator[str]:
     # Heads only: a replaced compound modifier ("tomato sauce" -> "pie sauce") rarely
     # names a thing that could be in the image.
     heads = sorted(h for phrase in parsed.phrases for h in phrase.heads)
-    return _replace_single_words(parsed, rng, _object_options, heads, check=checks.object_check)
+    return _replace_single_words(parsed, rng, _object_options, heads, check=checks.object_check,
+                                 weight=_context_weight)
+
+
+def _context_weight(parsed: Parsed, i: int) -> Callable[[str], float]:
+    """Object replacements seen with the caption's other words come first ("a train in a
+    station" -> "a bus in a station" before "... in a restaurant"): see ``cooccurrence``."""
+    stats = cooccurrence.load()
+    context = [c for j, c in cooccurrence.concepts(parsed).items() if j != i]
+    return lambda word: cooccurrence.context_weight(stats, context, word)
 
 
 # Relations proposed as replacements: one clear phrase per concept. "between"/"among"

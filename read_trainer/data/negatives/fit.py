@@ -52,7 +52,8 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "family_spouse": ("person", 2, True, "husband wife"),
     "family_sibling": ("person", 1, True, "brother sister"),
     "person_generic": ("person", 2, False, "person people adult individual spectator friend family audience crowd team"),
-    "role_baseball": ("person", 2, True, "batter catcher pitcher umpire"),
+    # What one does in a game says who one is ("the catcher catching"): not replaced.
+    "role_baseball": ("person", 2, False, "batter catcher pitcher umpire"),
     "role_snow": ("person", 2, True, "skier snowboarder"),
     "role_wedding": ("person", 2, True, "bride groom"),
     "role_uniform": ("person", 2, True, "police_officer soldier fireman pilot doctor nurse"),
@@ -114,7 +115,9 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "appliance_sink": ("object", 2, False, "sink"),
     "appliance_other": ("object", 1, True, "fan heater lamp"),
     "appliance_small": ("object", 0, False, "faucet hair_dryer washing_machine"),
-    "electronics_screen": ("object", 1, True, "tv laptop computer monitor tablet"),
+    # One carries a laptop to a park bench, never a monitor.
+    "electronics_screen": ("object", 1, True, "tv computer monitor"),
+    "electronics_portable": ("object", 1, True, "laptop tablet"),
     "electronics_hand": ("object", 0, True, "cell_phone remote camera microphone telephone"),
     "electronics_input": ("object", 0, True, "keyboard mouse"),
     "electronics_audio": ("object", 0, True, "speaker radio headphone"),
@@ -126,9 +129,11 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "household_toy": ("object", 1, True, "doll teddy_bear stuffed_animal"),
     "household_bag": ("object", 1, True, "suitcase backpack handbag briefcase"),
     "household_toiletry": ("object", 0, True, "toothbrush soap toothpaste"),
-    "household_decor": ("object", 1, True, "mirror painting picture_frame calendar clock"),
+    "household_decor": ("object", 1, True, "painting picture_frame calendar clock"),
+    # A mirror shows reflections: no other decoration stands in for it.
+    "household_mirror": ("object", 1, False, "mirror"),
     "household_opening": ("object", 2, True, "window door"),
-    "household_surface": ("object", 3, True, "wall floor"),
+    "household_surface": ("object", 3, False, "wall floor"),
     "household_other": ("object", 1, False, "ceiling balloon sticker umbrella scissors candle candle_holder bucket broom trash_can box toy "
                                             "paper_towel toilet_paper staircase fireplace closet drawer cabinet_door "
                                             "outlet light_switch"),
@@ -148,7 +153,9 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "sports_stick": ("object", 1, False, "bat racket golf_club hockey_stick ski_pole"),
     "sports_other": ("object", 1, False, "kite baseball_glove ski skate net goal base home_plate"),
     # Street.
-    "street_sign": ("object", 2, True, "sign stop_sign traffic_light billboard flag"),
+    "street_sign": ("object", 2, True, "sign stop_sign billboard flag"),
+    # A traffic light shines and signals, which no sign does.
+    "street_light": ("object", 2, False, "traffic_light"),
     "street_small": ("object", 2, True, "fire_hydrant parking_meter pole mailbox cone post"),
     "street_building": ("object", 3, True, "house church castle skyscraper barn lighthouse hotel hospital shop "
                                            "restaurant train_station tent tower"),
@@ -163,7 +170,9 @@ _KINDS: dict[str, tuple[str, int | None, bool, str]] = {
     "place_terrain_in": ("place", None, True, "field forest jungle valley countryside"),
     "place_terrain_on": ("place", None, True, "beach hill mountain cliff island"),
     "place_water": ("place", None, True, "ocean lake river pond pool"),
-    "place_urban_on": ("place", None, True, "street sidewalk highway path"),
+    # Vehicles go on roads, people on sidewalks and paths: not one kind.
+    "place_urban_on": ("place", None, True, "street highway"),
+    "place_walkway": ("place", None, True, "sidewalk path"),
     "place_urban_in": ("place", None, True, "city neighborhood village"),
     "place_spot_in": ("place", None, True, "parking_lot intersection alley plaza"),
     "place_venue_on": ("place", None, True, "court baseball_field"),
@@ -245,7 +254,7 @@ OVERLAPPING: frozenset[frozenset[str]] = frozenset(
 # for a child and back). "man" -> "boy" (a young man) and "girl" -> "child" are not.
 PERSON_TRAITS = {
     "man": ("m", "adult"), "woman": ("f", "adult"), "boy": ("m", "child"), "girl": ("f", "child"),
-    "child": (None, "child"),
+    "child": (None, "child"), "baby": (None, "baby"),
 }
 _GENDER_OF_NOUN = {
     **{w: "m" for w in "man men guy guys gentleman gentlemen male boy boys groom policeman fireman firemen".split()},
@@ -279,6 +288,8 @@ def object_replacement_fits(original: str, candidate: str) -> bool:
         if original not in PERSON_TRAITS or candidate not in PERSON_TRAITS:
             return False
         (g1, age1), (g2, age2) = PERSON_TRAITS[original], PERSON_TRAITS[candidate]
+        if age2 == "baby" or (age1 == "baby" and age2 == "child"):
+            return False  # a baby is a child, and a baby boy a boy; and babies do little a man does
         if g1 is not None and g2 is not None and g1 != g2:
             return True
         return age1 != age2 and (g1 is None or g2 is None)
@@ -365,6 +376,8 @@ _COLOUR_FIT: dict[str, frozenset[str]] = {
     "food_baked": frozenset("white brown yellow pink red green blue purple orange black".split()),
     "nature_part": frozenset("green yellow orange red brown".split()),
     "nature_rock": frozenset("gray brown black white red".split()),
+    "food_fruit": frozenset("green yellow red orange brown purple".split()),
+    "food_vegetable": frozenset("green red yellow orange purple white brown".split()),
 }
 # Colours of made things only (no animal, plant or food is "teal").
 ARTIFICIAL_COLOURS = frozenset("red blue green yellow orange purple pink teal maroon navy silver".split())
@@ -378,6 +391,14 @@ _CONCEPT_COLOURS = {
     "ocean": frozenset("blue green gray".split()),
     "lake": frozenset("blue green gray".split()),
     "stop sign": frozenset("red white".split()),
+    # Produce has its own colours: a white tomato, a blue banana garble.
+    "tomato": frozenset("red green yellow orange".split()), "banana": frozenset("yellow green brown".split()),
+    "apple": frozenset("red green yellow".split()), "orange": frozenset("orange green".split()),
+    "lemon": frozenset("yellow green".split()), "lime": frozenset("green".split()),
+    "strawberry": frozenset("red".split()), "grape": frozenset("green purple red".split()),
+    "broccoli": frozenset("green".split()), "carrot": frozenset("orange".split()),
+    "court": frozenset("green blue red".split()),
+    "field": frozenset("green brown yellow".split()),
 }
 _MATERIAL_FIT: dict[str, frozenset[str]] = {
     "furniture_seat": frozenset("wooden metal plastic wicker leather stone".split()),
@@ -498,8 +519,9 @@ _ANY_SUBJECT_VERBS: frozenset[str] = frozenset()
 # Motion verbs move over a kind of ground: "skiing down a mountain" -> "snowboarding",
 # never "swimming". A replacement stays in its family.
 MOTION_FAMILIES = [
-    frozenset("walk run jump climb dance graze".split()),
+    frozenset("walk run jump dance graze".split()),
     frozenset("swim dive wade".split()),
+    frozenset("ski snowboard".split()),
     frozenset("drive ride race travel".split()),
     frozenset("fly".split()),
 ]

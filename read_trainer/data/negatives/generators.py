@@ -131,10 +131,16 @@ class HardNegativeGenerator:
         parsed = self.parse(caption)
         chosen: list[Negative] = []
         seen = {normalize(caption)}
-        self._draw(parsed, self.categories, k, rng, chosen, seen)
+
+        def stream_rng(category: str) -> random.Random:
+            # One stream per category: a change to one category's candidates leaves the
+            # draws of the others as they were.
+            return caption_rng(self.seed, caption, category if salt is None else f"{salt}/{category}")
+
+        self._draw(parsed, self.categories, k, rng, stream_rng, chosen, seen)
         preferred_count = len(chosen)
         if len(chosen) < k and self.fallback_categories:
-            self._draw(parsed, self.fallback_categories, k, rng, chosen, seen)
+            self._draw(parsed, self.fallback_categories, k, rng, stream_rng, chosen, seen)
         self._count(chosen, preferred_count, k)
         return chosen
 
@@ -142,7 +148,7 @@ class HardNegativeGenerator:
         """Texts only; see :meth:`generate`."""
         return [negative.text for negative in self.generate(caption, k, salt)]
 
-    def _draw(self, parsed, categories, k, rng, chosen, seen) -> None:
+    def _draw(self, parsed, categories, k, rng, stream_rng, chosen, seen) -> None:
         """Round-robin over ``categories``, one valid negative per turn: the swaps first (the
         method's own negatives, NegCLIP-style), then the replacements, each in a random order."""
         swaps = [c for c in categories if c in SWAP_CATEGORIES]
@@ -154,7 +160,7 @@ class HardNegativeGenerator:
         breaks = _breaks(parsed.caption)
         # Generators are created lazily: a category's candidates are only built when
         # its turn comes, which keeps the common case (k small) fast.
-        streams = {category: _GENERATORS[category](parsed, rng) for category in order}
+        streams = {category: _GENERATORS[category](parsed, stream_rng(category)) for category in order}
         while len(chosen) < k and order:
             for category in list(order):
                 if len(chosen) >= k:
