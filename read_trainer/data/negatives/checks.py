@@ -446,12 +446,16 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
         ok = nxt is not None and nxt.pos not in ("NUM", "PREP", "DET", "AUX", "CONJ", "PRON") and not prev_is_number
         # Several counts add up ("4 toothbrushes -- 2 ..., 2 ..."): changing one breaks the sum.
         ok = ok and sum(1 for u in units if u.pos == "NUM" and u.low != "one") == 1
+        ok = ok and not any(u.low in _ORDINALS for u in units)  # "two hands ... while a third person watches"
         if not ok:
             return _NEVER
         # A near count: "two women on a bench" -> "three", never "six women on a bench".
         return lambda word: abs((int(word) if word.isdigit() else lx.NUMBER_WORDS.get(word, 0)) - value) <= 2
     if unit.low in fit.SHADE_WORDS and nxt is not None and lx.ATTRIBUTES.get(nxt.low, ("",))[0] == "color":
         return _NEVER  # "light blue": a shade, not a weight
+    if lx.ATTRIBUTES.get(unit.low, ("",))[0] == "color" and i > 0 and units[i - 1].pos in ("UNK", "ADJ") and (
+            units[i - 1].low not in lx.ATTRIBUTES and units[i - 1].low not in _SIZE_WORDS):
+        return _NEVER  # "lush green", "neon green": the word before says what green
     head = cx.modified_head(parsed, i)
     if unit.low in lx.ATTRIBUTES:
         group = lx.ATTRIBUTES[unit.low][0]
@@ -465,7 +469,7 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
             # made thing: it takes any such colour.
             if unit.low not in fit.ARTIFICIAL_COLOURS:
                 return _NEVER
-            return lambda word: word in fit.ARTIFICIAL_COLOURS
+            return lambda word: word in fit.ARTIFICIAL_COLOURS and word in fit.BASIC_COLOURS  # no "teal signal"
         head_kind = fit.kind_of(head) if head else None
         if group == "color" and head_kind is not None and (head_kind.animacy == "place" or head_kind.name == "room"):
             return lambda word: word in fit.BASIC_COLOURS and fit.attribute_fits(group, word, head)  # no gold restroom
@@ -487,9 +491,13 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
         return _NEVER  # "a young girl" -> never "an old girl"
     genders = cx.pronoun_genders(parsed)
 
+    comparing_ages = any(u.low in ("younger", "older", "youngest", "oldest") for u in units)
+
     def check(word: str) -> bool:
         if word in ("male", "female", "adult", "baby") and not animate:
             return False  # said of people and animals only
+        if word in ("adult", "baby", "young", "old") and comparing_ages:
+            return False  # "2 adult elephants with a younger one" -> never "2 baby elephants"
         if word == "full" and (head_kind is None or not head_kind.name.startswith(_CONTAINER_KINDS)):
             return False  # "an empty road" -> never "a full road"
         if word in ("male", "female"):
@@ -500,6 +508,7 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
 
 
 _YOUNG_ONLY = frozenset({"person_child", "person_baby", "family_child"})
+_ORDINALS = frozenset("second third fourth fifth sixth another".split())
 _DEGREE_WORDS = frozenset("very almost so too extremely really quite fairly mostly nearly well".split())
 _CONTAINER_KINDS = ("tableware", "household_bag", "furniture_storage", "appliance_kitchen", "vehicle")
 
@@ -568,6 +577,9 @@ _SPORT_WORDS = frozenset("""baseball tennis soccer football basketball volleybal
     pitcher batter umpire pitch game match court""".split())
 _DISH_KINDS = ("food_dish", "food_handheld")
 _COOKING_WORDS = frozenset("cook cooks cooking cooked bake bakes baking baked roast roasting heat heating toast".split())
+_OUTDOOR_WORDS = frozenset("""park street beach patio garden yard sidewalk field outside outdoors outdoor lawn
+    ocean lake river road""".split())
+_INDOOR_SEATS = frozenset("couch recliner futon ottoman armchair".split())
 _PORTION_FRAMES = frozenset({"piece", "slice", "side", "bite", "half", "serving", "portion"})
 
 
@@ -583,6 +595,25 @@ def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
     name = kind.name
     if name == "sports_ball" and words & _SPORT_WORDS:
         return True
+    animals = any(u.pos == "NOUN" and (fit.kind_of(u.low) or kind).animacy == "animal" for u in units)
+    if kind.animacy == "place" and name != "room":
+        p = parsed.phrase_of[i]
+        modified = p is not None and parsed.phrases[p].has_modifier
+        if animals or modified or units[i].number == "pl":
+            return True  # "zebras in the field" -> never "in the forest"; "a lush field", "hills"
+    if i + 1 < len(units) and units[i + 1].low in cx.SELECTING_WORDS:
+        return True  # "a blender filled with liquid" -> never "a toaster filled with liquid"
+    if name == "food_handheld" and words & {"bun", "buns", "roll", "rolls", "bread"}:
+        return True  # "a hot dog served on a roll" -> never "a taco served on a roll"
+    if name == "drink" and any((fit.kind_of(u.low) or kind).name in ("person_child", "family_child")
+                               for u in units if u.pos == "NOUN"):
+        return True  # "a boy drinking milk" -> never "drinking beer"
+    if name.startswith("furniture") or name == "street_small":
+        p = parsed.phrase_of[i]
+        for role in (cx.phrase_roles(parsed, p) or ()) if p is not None else ():
+            if role.kind == "landmark" and role.other is not None and (
+                    getattr(fit.kind_of(units[role.other].low), "name", "").startswith(("appliance", "street_sign"))):
+                return True  # "a sink on top of a counter", "a sign on a post": they are mounted there
     if name.startswith(("food_fruit", "food_vegetable", "food_protein")) and any(
             u.pos == "NOUN" and (fit.kind_of(u.low) or kind).name.startswith(_DISH_KINDS) for u in units):
         return True
@@ -663,9 +694,13 @@ def object_check(parsed: Parsed, i: int) -> Check:
         if fit.relation_fits(lx.RELATIONS[governor.low], units[i].low):
             relation = lx.RELATIONS[governor.low]
 
+    outdoors = bool({u.low for u in units} & _OUTDOOR_WORDS)
+
     def check(word: str) -> bool:
         if not fit.object_replacement_fits(original, lx.NOUNS[word].concept):
             return False
+        if outdoors and lx.NOUNS[word].concept in _INDOOR_SEATS:
+            return False  # "surrounded by benches on a patio" -> never "by recliners"
         gender = fit.gender_of(word)
         if gender is not None and genders - {gender} and not sole_person:
             return False  # "a girl with his dog" (unless the pronouns change with her: see edits)
@@ -768,11 +803,15 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
         units[i - 1].low in ("seated", "parked", "placed", "resting")))
     if (located_kind_early(parsed, i) or "").startswith("appliance"):
         return _NEVER  # fixtures stay where they are fixed: "a sink behind its counter"
-    if posture and kind.name.startswith(("furniture", "vehicle")):
-        # "sitting on a bench", "seated in a car": the seat is where one sits; only "next to",
-        # "behind", "in front of" keep it a place to be ("seated to the left of a bench" garbles).
+    if posture and kind.name.startswith(("furniture_seat", "vehicle")):
+        return _NEVER  # "sitting on a bench": one sits on a seat, never "behind" or "next to" it
+    if posture and kind.name.startswith("furniture"):
+        # "sitting at a table" -> "in front of a table"; never "above" or "to the left of" it
         return lambda word: lx.RELATIONS[word] in ("next", "behind", "front") and fit.relation_fits(
             lx.RELATIONS[word], landmark)
+    if concept in _PATH_PREPOSITIONS or concept in ("through", "toward", "in", "across") and units[i].low in (
+            "into", "through", "toward", "towards"):
+        return _NEVER  # "peeling carrots into a bag", "through a window": a path, not a place
     if kind.name.startswith(fit.GEAR_KINDS) and _activity_verb(parsed):
         return _NEVER  # "people on skis skiing": one cannot ski next to one's skis
     # What is placed there must be a thing too ("a dog's reflection on a mirror" is not).
@@ -781,6 +820,9 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
     if located_kind is None or located_kind.animacy in ("place", "body"):
         return _NEVER
     located_size = located_kind.size
+    if located_kind.animacy == "object" and (located_size or 0) <= 1 and kind.name.startswith(
+            ("furniture_table", "furniture_storage", "furniture_small")):
+        return _NEVER  # "rings on the table": small things are on a table, not beside or behind it
 
     def check(word: str) -> bool:
         target = lx.RELATIONS[word]
@@ -839,6 +881,8 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
         return _NEVER
     if _with_instrument(parsed, i):
         return _NEVER  # "hitting a ball with a racket" -> never "throwing a ball with a racket"
+    if original.concept == "wear":
+        return _NEVER  # "girls wearing uniforms sit" -> never "dropping uniforms": wearing is a state
 
     landmark = cx.object_after(parsed, i + 1) if nxt is not None and nxt.pos == "PREP" else None
     landmark_kind = fit.kind_of(landmark) if landmark else None
