@@ -62,7 +62,7 @@ def _visdial_caption(text: str) -> str:
     return text.rsplit("?", 1)[0].rsplit(". ", 1)[0].strip() + "."
 
 
-def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 120) -> list[dict]:
+def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 140) -> list[dict]:
     """Four samples, none equal to a SugarCrepe positive or to another sampled caption
     (compared lower-cased, whitespace collapsed):
 
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--dev", type=int, default=110)
     sample.add_argument("--dev2", type=int, default=130)
     sample.add_argument("--fresh", type=int, default=120)
-    sample.add_argument("--final", type=int, default=120)
+    sample.add_argument("--final", type=int, default=140)
     sample.add_argument("--seed", type=int, default=23)
     sub.add_parser("cooccurrence", help="Rebuild the generator's co-occurrence statistics from the shipped "
                                          "annotations, holding out every caption of captions.jsonl (and its images).")
