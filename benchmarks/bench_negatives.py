@@ -7,14 +7,14 @@ SugarCrepe positives and the VALSE COCO captions) in one process, a fresh genera
 round (no warm cache), and reports negatives/s and captions/s of CPU time (process time,
 so a loaded machine inflates it less than wall time).
 
-``--baseline-src DIR`` times another checkout's generator (``DIR`` holds its
+``--baseline-src DIR`` (repeatable) times another checkout's generator (``DIR`` holds its
 ``read_trainer`` package, e.g. an extracted older commit) in a child process, rounds
-alternating with this one's, and prints the ratio: both run on the same machine at the
-same time, which is what makes the ratio meaningful on a shared machine.
+alternating with this one's, and prints the ratios: all run on the same machine at the
+same time, which is what makes the ratios meaningful on a shared machine.
 
     python benchmarks/bench_negatives.py
     git archive <base-commit> read_trainer | tar -x -C /tmp/base
-    python benchmarks/bench_negatives.py --baseline-src /tmp/base --rounds 5
+    python benchmarks/bench_negatives.py --baseline-src /tmp/base --baseline-src /tmp/other --rounds 5
 """
 
 from __future__ import annotations
@@ -73,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=3, help="Negatives per caption.")
     parser.add_argument("--rounds", type=int, default=3, help="Timed passes over the captions (median).")
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N captions.")
-    parser.add_argument("--baseline-src", default=None,
-                        help="Folder holding another read_trainer package to time side by side.")
+    parser.add_argument("--baseline-src", action="append", default=[],
+                        help="Folder holding another read_trainer package to time side by side (repeatable).")
     args = parser.parse_args(argv)
 
     captions = real_captions(args.limit)
     variants = {"this checkout": lambda: time_round(captions, args.k)}
-    if args.baseline_src:
-        variants["baseline"] = lambda: _child_round(args.baseline_src, args.limit, args.k)
+    for src in args.baseline_src:
+        variants[Path(src).name] = lambda src=src: _child_round(src, args.limit, args.k)
     times: dict[str, list[float]] = {name: [] for name in variants}
     made: dict[str, int] = {}
     for _ in range(args.rounds):
@@ -89,14 +89,17 @@ def main(argv: list[str] | None = None) -> int:
             times[name].append(seconds)
             made[name] = count
     print(f"{len(captions)} captions, K = {args.k}, {args.rounds} rounds (median CPU time per round)")
-    rates = {}
+    rates, caption_rates = {}, {}
     for name in variants:
         seconds = statistics.median(times[name])
         rates[name] = made[name] / seconds
+        caption_rates[name] = len(captions) / seconds
         print(f"  {name:<14} {made[name]:>6} negatives in {seconds:6.2f} s CPU: "
               f"{rates[name]:8.0f} negatives/s, {len(captions) / seconds:7.0f} captions/s per worker")
-    if "baseline" in rates:
-        print(f"  ratio this/baseline (negatives/s): {rates['this checkout'] / rates['baseline']:.2f}")
+    for name in rates:
+        if name != "this checkout":
+            print(f"  this / {name}: negatives/s x{rates['this checkout'] / rates[name]:.2f}, "
+                  f"captions/s x{caption_rates['this checkout'] / caption_rates[name]:.2f}")
     return 0
 
 

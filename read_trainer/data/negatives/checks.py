@@ -111,7 +111,7 @@ _PARTICIPLE_SUBJECTS = {"parked": "v", "seated": "pa", "perched": "ab"}
 _JUDGED_RELATIONS = fit.JUDGED_RELATIONS
 # Relations whose landmark any thing alike the original suits ("walking toward a dog").
 _PLAIN_RELATIONS = frozenset("""at by from to toward around along against through with without among between
-    middle top side off out away past up down near across""".split())
+    middle top side off out away past up down near across than""".split())
 
 
 def _size(word: str) -> int | None:
@@ -129,6 +129,10 @@ def _alike(old: str, new: str) -> bool:
         return False
     if ko == kn:
         return True
+    if ko.name.startswith("shape") or kn.name.startswith("shape"):
+        # Abstract shapes ("a cube", "a star") stand for any thing up to furniture size.
+        other = kn if ko.name.startswith("shape") else ko
+        return other.animacy == "object" and (other.size is None or other.size <= 2)
     if ko.animacy == "object":
         return False  # "positioned at bat" -> never "at baseball"
     return ko.size is None or kn.size is None or abs(ko.size - kn.size) <= 1
@@ -140,6 +144,8 @@ def _fits_role(new: str, old: str, role: cx.Role, other: str | None) -> bool:
     if role.kind == "subject":
         if role.word in _PLACING_PARTICIPLES:
             return True
+        if role.word in fit.POSTURE_VERBS and fit.subject_code(old) in ("o", "v", "w"):
+            return fit.subject_code(new) in ("o", "v", "w")  # "a cube sits under a ring": placed, said of any thing
         if role.word in fit.VERB_SUBJECTS:
             return fit.verb_fits_subject(role.word, new)
         return _alike(old, new)
@@ -229,10 +235,6 @@ def roles_fit(parsed: Parsed, p: int, u: int, q: int, v: int) -> bool:
                 return False
     if _done_together(roles_a, roles_b, u) or _done_together(roles_b, roles_a, v):
         return False
-    concepts = [lx.NOUNS[units[h].low].concept for h in range(len(units))
-                if h not in (u, v) and units[h].pos == "NOUN" and units[h].low in lx.NOUNS]
-    if lx.NOUNS[a].concept in concepts or lx.NOUNS[b].concept in concepts:
-        return False  # "a black car ... a bus behind the car": "the car" would point at the bus
     if _placed_side_by_side(parsed, p, q, roles_a if p < q else roles_b):
         return False
     if _gender_clash(parsed, a, b):
@@ -262,7 +264,8 @@ def _placed_side_by_side(parsed: Parsed, p: int, q: int, first_roles: list[cx.Ro
     the swap says the same."""
     lo, hi = sorted((p, q))
     between = parsed.units[parsed.phrases[lo].last + 1: parsed.phrases[hi].first]
-    if not any(lx.RELATIONS.get(u.low) == "next" or u.low in _COORDINATORS_AND_LINKS for u in between):
+    if not first_roles or not any(lx.RELATIONS.get(u.low) == "next" or u.low in _COORDINATORS_AND_LINKS
+                                  for u in between):
         return False
     return all(r.kind == "located" or r.word in _PLACING_PARTICIPLES for r in first_roles)
 
@@ -362,6 +365,11 @@ def phrases_trade_places(parsed: Parsed, a: Phrase, b: Phrase) -> bool:
         return False
     if _names_again(parsed, a, b):
         return False
+    units = parsed.units
+    concepts = [lx.NOUNS[units[h].low].concept for h in range(len(units))
+                if h not in (ha, hb) and units[h].pos == "NOUN" and units[h].low in lx.NOUNS]
+    if lx.NOUNS[units[ha].low].concept in concepts or lx.NOUNS[units[hb].low].concept in concepts:
+        return False  # "a black car ... a bus behind the car": moved whole, "the car" would point at the bus
     return roles_fit(parsed, parsed.phrase_of[ha], ha, parsed.phrase_of[hb], hb)
 
 

@@ -238,6 +238,16 @@ def _relation_word(low: str) -> str:
     return lx.RELATIONS.get(low, low)
 
 
+_POSITIONS = frozenset("left right top bottom side middle center centre front back background foreground distance".split())
+
+
+def _position_frame(parsed: Parsed, p: int) -> bool:
+    """Whether phrase ``p`` only names a position ("the left", "the top")."""
+    phrase = parsed.phrases[p]
+    return phrase.first == phrase.last - 1 and parsed.units[phrase.last].low in _POSITIONS or (
+        phrase.first == phrase.last and parsed.units[phrase.last].low in _POSITIONS)
+
+
 def located_before(parsed: Parsed, prep: int) -> int | None:
     """What the preposition at unit ``prep`` places: the noun right before it ("a cat | on
     a couch"), or the subject of the verb right before it ("a cat sitting | on a couch")."""
@@ -280,7 +290,10 @@ def phrase_roles(parsed: Parsed, p: int) -> list[Role] | None:
             if parsed.phrase_of[j] is not None or gap.strip(" ") != ",":
                 return None  # "a batter, catcher": a list (or a fronted phrase); quotes, a new sentence
         elif unit.low in _COORDINATORS:
-            return None  # "a cat and | a dog": it shares another phrase's roles
+            before = parsed.phrase_of[j - 1] if j > 0 else None
+            if before is None or not _position_frame(parsed, before):
+                return None  # "a cat and | a dog": it shares another phrase's roles
+            # "a cross at the bottom and | a sphere at the top": a clause of its own
         elif unit.pos == "VERB":
             roles.append(Role("object", _verb_word(unit.low)))
         elif unit.pos == "ADV" and unit.low in lx.PARTICLES and j > 0 and units[j - 1].pos == "VERB":
@@ -301,6 +314,8 @@ def phrase_roles(parsed: Parsed, p: int) -> list[Role] | None:
                 return None  # "the dog is | a puppy"
         elif unit.low == "as":
             clause = True  # "... as four giraffes stand": a clause only if a verb follows
+        elif unit.low == "than" and j > 0 and units[j - 1].pos in ("ADJ", "ADV", "UNK"):
+            roles.append(Role("landmark", "than", located_before(parsed, j - 1)))  # "lower than | a diamond"
         elif unit.low not in _CLAUSE_STARTS:
             return None
     # After the phrase: "a cat | on a couch", "a car | is red", "a racket | is being swung".
@@ -326,7 +341,9 @@ def phrase_roles(parsed: Parsed, p: int) -> list[Role] | None:
                 landmark = phrase_starting_at(parsed, m + 1)
                 if unit.low == "of" or landmark is None:
                     return None
-                roles.append(Role("located", _relation_word(unit.low), anchor_head(parsed, parsed.phrases[landmark])))
+                if not _position_frame(parsed, landmark):  # "on the left", "at the top": a side, no landmark
+                    roles.append(Role("located", _relation_word(unit.low),
+                                      anchor_head(parsed, parsed.phrases[landmark])))
             elif aux and unit.pos == "ADJ":
                 roles.append(Role("attribute", unit.low))
             elif unit.pos == "VERB" and unit.vform == "ing" and m == k and phrase.first > 0 and (

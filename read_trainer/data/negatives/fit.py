@@ -639,6 +639,8 @@ def relation_fits(concept: str, landmark: str | None) -> bool:
     name = _kind_name(landmark)
     if name is None:
         return False
+    if name.startswith("shape"):
+        return concept in _BESIDE or concept in _RELATION_LANDMARKS  # abstract shapes take any place
     if concept in _BESIDE:
         return name.startswith(_BESIDE_LANDMARKS)
     return name.startswith(_RELATION_LANDMARKS.get(concept, ("-",)))

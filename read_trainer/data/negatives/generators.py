@@ -158,13 +158,15 @@ class HardNegativeGenerator:
         order = swaps + replacements
         repeats = _adjacent_repeats(normalize(parsed.caption))
         breaks = _breaks(parsed.caption)
-        # Generators are created lazily: a category's candidates are only built when
-        # its turn comes, which keeps the common case (k small) fast.
-        streams = {category: _GENERATORS[category](parsed, stream_rng(category)) for category in order}
+        # Streams are created when a category's turn first comes: a category's random
+        # stream and candidates are only built if needed, which keeps the common case fast.
+        streams: dict[str, Iterator[str]] = {}
         while len(chosen) < k and order:
             for category in list(order):
                 if len(chosen) >= k:
                     break
+                if category not in streams:
+                    streams[category] = _GENERATORS[category](parsed, stream_rng(category))
                 text = self._next_valid(streams[category], seen, repeats, breaks)
                 if text is None:
                     order.remove(category)
