@@ -1,12 +1,12 @@
 """Quality of the rule generator's hard negatives, against negatives labelled by reading them.
 
 The labelled set (``benchmarks/negatives_quality/``) holds real captions the generator was
-not developed on (its lexicon and rules were tuned on the SugarCrepe positives): COCO
-captions from the shipped VALSE annotation files, deduplicated against the SugarCrepe
-positives. ``captions.jsonl`` lists them with their split (``dev``: the captions the fixes
-were made from; ``fresh``: captions first read after the fixes, to measure them) and
-``labels.jsonl`` holds every negative that was read, with its label (see ``README.md`` in
-that folder for the labelling rules).
+not developed on (its lexicon and rules were tuned on the SugarCrepe positives): COCO-style
+captions from the shipped VALSE and SugarCrepe++ annotation files, deduplicated against the
+SugarCrepe positives. ``captions.jsonl`` lists them with their split (``dev``, ``dev2``,
+``fresh``: captions fixes were made from; ``final``: held out, read only after the last fix,
+to measure it) and ``labels.jsonl`` holds every negative that was read, with its label (see
+``README.md`` in that folder for the splits and the labelling rules).
 
 ``report`` re-generates the negatives of each caption with the generator importable here
 (seed 2025, K = 3), looks each one up by its exact text (a text that changed is no longer
@@ -14,12 +14,14 @@ labelled) and prints, per category, the rates of ``valid``/``garbled``/``true``/
 and the coverage: the fraction of captions whose K negatives are all labelled valid
 (no batch-level fallback counted). Texts without a label are listed, to be read and added.
 
-    python benchmarks/negatives_quality.py                      # both splits
-    python benchmarks/negatives_quality.py --split fresh
-    python benchmarks/negatives_quality.py --unlabelled new.jsonl   # stubs to label
+    python benchmarks/negatives_quality.py                      # every split, then all together
+    python benchmarks/negatives_quality.py report --split final
+    python benchmarks/negatives_quality.py report --unlabelled new.jsonl   # stubs to label
     PYTHONPATH=/path/to/other/checkout python benchmarks/negatives_quality.py   # another generator
 
-``sample`` rebuilds ``captions.jsonl`` from the shipped annotations (deterministic).
+``sample`` rebuilds ``captions.jsonl`` from the shipped annotations (deterministic);
+``cooccurrence`` rebuilds the generator's co-occurrence statistics, holding every caption of
+``captions.jsonl`` (and of its images) out of them.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """Whether a candidate edit fits its caption: the checks between drawing and keeping.
 
-Each category draws its candidates exactly as before (same lists, same shuffles, so the
-same random stream); these checks then drop a candidate that would be garbled ("a camera
-jumping up at the dog", "a spoon filled with hot dogs", "skiing down a beach") or still
-true ("kitchen" -> "room"). Keeping the draws and filtering after them means a caption
-whose negatives were fine keeps exactly those negatives.
+Each category draws its candidates (its lists, its shuffles, its own random stream); these
+checks then drop a candidate that would be garbled ("a camera jumping up at the dog", "a
+spoon filled with hot dogs", "skiing down a beach") or still true ("kitchen" -> "room").
+The draws never depend on the checks, so loosening or tightening a check changes which
+candidates are kept, never the order in which they come.
 
 * Swaps: :func:`nouns_trade_places`, :func:`adjectives_trade_places`,
-  :func:`phrases_trade_places`, :func:`relations_trade_places` (pairs of spans).
+  :func:`counts_trade_places`, :func:`phrases_trade_places`,
+  :func:`relations_trade_places` (pairs of spans); noun and phrase swaps go through
+  :func:`roles_fit`, which moves each noun into the other's roles.
 * Replacements: :func:`attribute_check`, :func:`object_check`, :func:`relation_check`
   take a slot (the unit to replace), read its context once and return the test for
   each replacement word.
