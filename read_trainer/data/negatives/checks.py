@@ -416,11 +416,11 @@ def relations_trade_places(parsed: Parsed, a: tuple[int, int], b: tuple[int, int
         return False
     # "a man on a horse beside some cattle" -> "a man beside a horse on some cattle": what
     # each relation now places must be smaller than what it is on, in or under.
-    for moving, (first, _last) in ((a, b), (b, a)):
+    for moving, (first, last) in ((a, b), (b, a)):
         concept = lx.RELATIONS.get(parsed.units[moving[0]].low)
         if concept in _SUPPORT_RELATIONS:
             located = cx.located_before(parsed, first)
-            landmark = cx.object_after(parsed, _last)
+            landmark = cx.object_after(parsed, last)
             if located is None or landmark is None or not _smaller(parsed.units[located].low, landmark):
                 return False
     return True
@@ -787,7 +787,7 @@ def _located(parsed: Parsed, i: int) -> str | None:
     return cx.subject_of(parsed, i)
 
 
-def located_kind_early(parsed: Parsed, i: int) -> str | None:
+def _located_kind_name(parsed: Parsed, i: int) -> str | None:
     """Kind name of what the preposition at unit ``i`` places, if known."""
     located = _located(parsed, i) if i > 0 else None
     kind = fit.kind_of(located) if located else None
@@ -811,7 +811,7 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
         return _NEVER
     posture = units[i - 1].pos == "VERB" and (lx.VERBS.get(units[i - 1].low, _NO_VERB).cls == "posture" or (
         units[i - 1].low in ("seated", "parked", "placed", "resting")))
-    if (located_kind_early(parsed, i) or "").startswith("appliance"):
+    if (_located_kind_name(parsed, i) or "").startswith("appliance"):
         return _NEVER  # fixtures stay where they are fixed: "a sink behind its counter"
     if posture and kind.name.startswith(("furniture_seat", "vehicle")):
         return _NEVER  # "sitting on a bench": one sits on a seat, never "behind" or "next to" it
