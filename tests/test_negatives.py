@@ -83,14 +83,20 @@ def test_sugarcrepe_coverage_and_invariants():
         negatives = generator.generate(caption, 3)
         _check_invariants(caption, negatives, 3)
         full += len(negatives) == 3
-    assert full / len(captions) >= 0.97, full / len(captions)
+    # 74.2% measured: the generator leaves a caption short rather than make a garbled or
+    # still-true negative (docs/hard-negatives.md); the collator tops it up from its batch.
+    assert full / len(captions) >= 0.73, full / len(captions)
     stats = generator.stats
     assert stats["captions"] == 7511
     assert stats["captions"] - stats["shortfall/captions"] == full
     assert sum(stats[f"category/{c}"] for c in CATEGORIES) == stats["negatives"]
-    # Every category family shows up at scale (swap_adv is legitimately rare).
-    for category in ("swap_noun", "swap_adj", "swap_np", "swap_relation", "replace_att", "replace_obj", "replace_rel"):
-        assert stats[f"category/{category}"] > 100, category
+    # Replacements carry most negatives; the swaps whose nouns fit each other's roles still
+    # show up at scale (drawn first, they are as many as the captions allow: 48 noun, 211
+    # adjective or count, 43 phrase swaps measured; swap_adv and swap_relation are rarer).
+    for category in ("replace_att", "replace_obj", "replace_rel"):
+        assert stats[f"category/{category}"] > 3000, category
+    for category in ("swap_noun", "swap_adj", "swap_np"):
+        assert stats[f"category/{category}"] > 30, category
 
 
 def test_invariants_with_many_negatives_and_odd_text():
@@ -149,8 +155,8 @@ def test_coordinated_phrases_are_not_swapped():
 
 
 def test_noun_swap_keeps_articles_right():
-    texts = HardNegativeGenerator(categories=["swap_noun"])("An apple on a table next to a bowl.", 5)
-    assert "A table on an apple next to a bowl." in texts
+    texts = HardNegativeGenerator(categories=["swap_noun"])("An orange in a bowl behind a banana.", 5)
+    assert "A banana in a bowl behind an orange." in texts
 
 
 @pytest.mark.parametrize(
@@ -205,8 +211,8 @@ def test_case_and_punctuation_are_preserved():
         assert re.sub(r"[\w\s'-]", "", negative.text) == skeleton, negative
         assert negative.text[0].isupper(), negative
     # A sentence-initial capital moves with the position, not with the word.
-    negatives = HardNegativeGenerator(categories=["swap_np"]).generate("Two bears climbing the old trees.", 3)
-    assert [n.text for n in negatives if n.category == "swap_np"] == ["The old trees climbing two bears."]
+    negatives = HardNegativeGenerator(categories=["swap_np"]).generate("Two dogs chasing the small cats.", 3)
+    assert [n.text for n in negatives if n.category == "swap_np"] == ["The small cats chasing two dogs."]
 
 
 def test_fallback_to_other_categories_is_counted():
@@ -271,14 +277,18 @@ def _fake_spacy(tags: dict[str, tuple[str, str]]) -> types.ModuleType:
 
 def test_spacy_backend_uses_the_parser_tags(monkeypatch):
     tags = {"a": ("DET", "DT"), "dog": ("NOUN", "NN"), "sits": ("VERB", "VBZ"), "on": ("ADP", "IN"),
-            "red": ("ADJ", "JJ"), "couch": ("NOUN", "NN"), "blorp": ("NOUN", "NN")}
+            "red": ("ADJ", "JJ"), "couch": ("NOUN", "NN"), "blorp": ("NOUN", "NN"), "cat": ("NOUN", "NN"),
+            "next": ("ADP", "IN"), "to": ("ADP", "IN"), "small": ("ADJ", "JJ")}
     monkeypatch.setitem(sys.modules, "spacy", _fake_spacy(tags))
     generator = HardNegativeGenerator(backend="spacy", spacy_model="fake_model")
     # "blorp" is no lexicon word: only the parser can tell it is a noun.
     caption = "A blorp sits on a red couch."
     assert [u.pos for u in generator.parse(caption).units] == ["DET", "NOUN", "VERB", "PREP", "DET", "ADJ", "NOUN"]
+    # Its phrases are the parser's: two pets trade places (a couch and a dog would not).
+    caption = "A small dog sits on a red couch next to a cat."
     texts = HardNegativeGenerator(backend="spacy", spacy_model="fake_model", categories=["swap_np"])(caption, 3)
-    assert "A red couch sits on a blorp." in texts
+    assert "A cat sits on a red couch next to a small dog." in texts
+    assert "A red couch sits on a small dog next to a cat." not in texts
     for negative in generator.generate(caption, 5):
         _check_invariants(caption, [negative], 5)
 

@@ -63,7 +63,7 @@ CONJUNCTIONS = frozenset("and or but nor & while as that than so yet if when whe
 SYMMETRIC_LINKS = frozenset(
     ["and", "or", "&", "nor", "plus", "next to", "near", "beside", "alongside", "by",
      "and a", "and an", "and the", "or a", "or an", "as well as", "along with",
-     "together with", "close to"]
+     "together with", "close to", "adjacent to"]
 )
 
 # Fixed expressions that must stay one unit: "side by side" is not a relation "by"
@@ -104,7 +104,7 @@ SPATIAL_RELATIONS: dict[str, tuple[str, ...]] = {
     "at": ("at",),
     "under": ("under", "underneath", "beneath", "below"),
     "above": ("above", "over"),
-    "next": ("next to", "beside", "near", "alongside", "close to", "nearby"),
+    "next": ("next to", "beside", "near", "alongside", "close to", "nearby", "adjacent to"),
     "behind": ("behind", "in back of"),
     "front": ("in front of",),
     "across": ("across", "across from", "opposite"),
@@ -167,7 +167,7 @@ NON_RELATIONAL_PREPOSITIONS = frozenset("of for about like than since until per 
 ATTRIBUTE_GROUPS: dict[str, list[str]] = {
     "color": [
         "white", "black", "red", "blue", "green", "yellow", "orange", "purple|violet",
-        "pink", "brown", "gray|grey", "silver", "gold|golden", "tan|beige", "teal|turquoise",
+        "pink", "brown", "gray|grey", "silver", "gold|golden", "tan|beige", "teal|turquoise|cyan",
         "maroon", "navy", "blond|blonde", "colorful|colourful|multicolored|multi-colored",
     ],
     "material": [
@@ -274,7 +274,7 @@ NOUN_CLASSES: dict[str, list[str]] = {
     ],
     "animal": [
         "dog|puppy/puppies", "cat|kitten|kitty/kitties", "horse|pony/ponies", "sheep/sheep|lamb",
-        "cow|cattle/-|calf/calves|bull", "elephant", "bear", "zebra", "giraffe", "bird",
+        "cow|cattle/-|calf/calves|bull", "elephant", "bear|grizzly|grizzly_bear", "zebra", "giraffe", "bird",
         "duck", "goose/geese", "pigeon", "seagull|gull", "chicken|hen|rooster", "pig",
         "goat", "deer/deer", "monkey", "lion", "tiger", "fish/fish", "squirrel", "rabbit|bunny/bunnies",
         "owl", "parrot", "swan", "butterfly/butterflies", "polar_bear",
@@ -282,7 +282,7 @@ NOUN_CLASSES: dict[str, list[str]] = {
     ],
     "vehicle": [
         "car|automobile", "truck|pickup_truck|pickup", "bus/buses", "train|locomotive",
-        "motorcycle|motorbike|motor_bike", "bicycle|bike", "boat", "airplane|plane|jet|aircraft/aircraft|airliner|aeroplane",
+        "motorcycle|motorbike|motor_bike", "bicycle|bike", "boat", "airplane|plane|jet|aircraft/aircraft|airliner|aeroplane|jetliner",
         "van", "taxi|cab", "tractor", "scooter", "trolley|tram|streetcar", "ship",
         "jeep", "suv", "fire_truck|firetruck", "helicopter", "kayak", "canoe", "sailboat",
         "yacht", "cart", "wagon", "carriage", "subway", "limo|limousine", "ambulance",
@@ -399,6 +399,19 @@ NOUN_CLASSES: dict[str, list[str]] = {
         "tusk", "hoof/hooves",
     ],
     "shape_object": ["cube", "sphere", "cylinder", "pyramid", "block", "toy_block"],
+    # Words added after the classes above were fixed: classes of their own, so that the
+    # replacement pools of the classes above (and every negative drawn from them) stay as
+    # they were. Family words replace each other ("mother" -> "father"); the others are
+    # known (for what they can do and where they can be) but only replace within this list.
+    "family": [
+        "mother|mom|mommy", "father|dad|daddy", "son", "daughter", "husband", "wife/wives", "brother", "sister",
+    ],
+    "more_objects": [
+        "seat", "briefcase", "microphone|mic", "flag", "skillet", "trailer", "ramp", "tunnel", "curb", "rack",
+        "hay/-", "stick", "collar", "telephone", "bun", "spatula", "-/bleachers", "dugout", "chick",
+        "ox/oxen", "vanity/vanities", "sticker", "cloud", "thumb",
+    ],
+    "more_shapes": ["star", "diamond", "cross/crosses"],
     # Concrete but vague nouns (hypernyms, collectives, meals): they can be swapped, as
     # they name things in the image, but never replaced: "a person" -> "a man" may still
     # be true of the image.

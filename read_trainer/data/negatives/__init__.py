@@ -8,10 +8,13 @@ DataLoader collator (well under a millisecond per caption).
 
 Modules: ``text`` (tokens, comparison key, the per-caption random stream), ``parsing``
 (the rules backend: tagging and noun-phrase chunking), ``edits`` (the swaps and
-replacements of each category, as edits on character spans) and ``generators``
-(:class:`HardNegativeGenerator` with the rules or spaCy backend, the batch-level
-:func:`fill_shortfall`, :func:`format_report`). Every public name is importable from
-``read_trainer.data.negatives``.
+replacements of each category, as edits on character spans), ``checks`` (whether a
+candidate fits its caption), ``fit`` (what fits what: noun kinds, attributes, verbs,
+relations), ``context`` (roles of words: subject, object, landmark, compounds),
+``cooccurrence`` (what real captions mention together, shipped as ``cooccurrence.json``) and
+``generators`` (:class:`HardNegativeGenerator` with the rules or spaCy backend, the
+batch-level :func:`fill_shortfall`, :func:`format_report`). Every public name is
+importable from ``read_trainer.data.negatives``.
 
 Categories
 ----------
@@ -31,19 +34,37 @@ Replacements (SugarCrepe):
 
 Guarantees
 ----------
-* Deterministic per (seed, caption): the random stream is seeded from
-  ``sha256(f"{seed}:{caption}")`` (never Python's salted ``hash()``), so a caption gets
-  the same negatives in every process, worker and call order (for a given ``k``,
-  category set and backend, which shape the draw).
+* Deterministic per (seed, caption): the random streams are seeded from
+  ``sha256(f"{seed}:{caption}")`` (the category order) and from seed, caption and category
+  (one stream per category, so a change to one category's candidates leaves the others'
+  draws alone), never from Python's salted ``hash()``; a caption gets the same negatives in
+  every process, worker and call order (for a given ``k``, category set and backend, which
+  shape the draw).
 * No negative is empty or equal to its caption (compared lower-cased with whitespace
   collapsed), no two of one caption's negatives are equal, the two spans of a swap never
   overlap, and text outside the edited spans (case, punctuation, spacing) is untouched.
-* Swaps between coordinated phrases ("a cat and a dog", "red and white") are refused:
-  they would give a caption that still describes the image, a false negative.
+* Noun swaps between coordinated phrases ("a cat and a dog") or across a symmetric verb
+  or relation ("talking to", "next to") are refused: they would give a caption that still
+  describes the image, a false negative. Attributes may swap across them when the two
+  things differ ("a red car next to a blue truck"), never within one phrase ("red and
+  white") or between two things of one kind.
+* A negative must be wrong, not broken (``checks``): a swap moves each noun into the
+  other's roles (subject, object, landmark, located thing) and is made only if each fits
+  them ("a dog chasing a cat" -> "a cat chasing a dog", never "a horse riding a man");
+  replacements only by another thing of the same kind that fits its colour words, verb,
+  relation and context ("a gray cat" never becomes "a gray giraffe", "eating grass" never
+  "eating gravel"), never by a synonym, hypernym or overlapping word ("girl" -> "child",
+  "kitchen" -> "room"). A caption the checks leave with fewer than K negatives is left
+  short rather than given a garbled one. The checks act after the random draws, so every
+  negative that passes is the one drawn before them. Object replacements are drawn in an
+  order weighted by how often real captions mention them with the caption's other words
+  (``cooccurrence``). Measured against negatives labelled by reading them:
+  docs/hard-negatives.md.
 
 Fallback when a caption allows fewer than K negatives
 -----------------------------------------------------
-1. The preferred categories (``categories``; all by default) are drawn round-robin in a
+1. The preferred categories (``categories``; all by default) are drawn round-robin, the
+   swap categories first (the method's own negatives), then the replacements, each in a
    per-caption random order, so K negatives come from K different categories when the
    caption allows it, and from repeated categories otherwise.
 2. Still short: categories outside the preferred set are tried (counted as

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Hashable, Iterator, Sequence
 
 from .. import lexicon as lx
-from .parsing import _INDEFINITE, Parsed, Phrase, Unit, _gap, _starts_phrase
+from . import checks, cooccurrence, fit
+from . import context as cx
+from .parsing import _INDEFINITE, Parsed, Phrase, _gap, _plural_context, _starts_phrase
 from .text import _WORD_RE, _match_case, bag_of_words, indefinite_article
 
 SWAP_CATEGORIES = ("swap_noun", "swap_adj", "swap_adv", "swap_np", "swap_relation")
@@ -95,11 +97,32 @@ def swap_spans(parsed: Parsed, a: tuple[int, int], b: tuple[int, int]) -> str | 
 
 
 def replace_span(parsed: Parsed, first: int, last: int, new: str) -> str:
-    """Replace unit range ``first..last`` by ``new`` (lexicon-cased to match), fixing "a"/"an"."""
+    """Replace unit range ``first..last`` by ``new`` (lexicon-cased to match), fixing "a"/"an".
+
+    A person replaced by one of the other gender takes the caption's pronouns along when
+    they can only be about that person ("a girl brushing her teeth" -> "a boy brushing his
+    teeth"); see ``checks.object_check``.
+    """
     units, caption = parsed.units, parsed.caption
     start, end = units[first].start, units[last].end
-    new = _match_case(caption[start:end], new, first == 0, caption.isupper())
-    return _apply_edits(caption, [_with_article(parsed, first, start, end, new)])
+    new_text = _match_case(caption[start:end], new, first == 0, caption.isupper())
+    edits = [_with_article(parsed, first, start, end, new_text)]
+    old_gender, new_gender = fit.gender_of(units[first].low), fit.gender_of(new)
+    if first == last and new_gender not in (None, old_gender) and cx.sole_gendered_person(parsed) == first:
+        for j, unit in enumerate(units):
+            if unit.low in _PRONOUN_FLIP:
+                word = _PRONOUN_FLIP[unit.low]
+                if word == "her/him":  # "her teeth" -> "his teeth", "hugging her" -> "him"
+                    nxt = units[j + 1] if j + 1 < len(units) else None
+                    word = "his" if nxt is not None and nxt.pos in ("NOUN", "ADJ", "UNK", "NUM") else "him"
+                text = _match_case(caption[unit.start:unit.end], word, j == 0, caption.isupper())
+                edits.append((unit.start, unit.end, text))
+        edits.sort()
+    return _apply_edits(caption, edits)
+
+
+_PRONOUN_FLIP = {"he": "she", "him": "her", "his": "her", "himself": "herself",
+                 "she": "he", "hers": "his", "herself": "himself", "her": "her/him"}
 
 
 # --------------------------------------------------------------------------------------
@@ -125,11 +148,24 @@ def _linked(parsed: Parsed, lo: int, hi: int, skip_phrases: bool) -> bool:
     return words == "" or words in lx.SYMMETRIC_LINKS
 
 
+# Words that may sit between two phrases without making their relation one-sided:
+# "a giraffe standing next to a baby giraffe" says what "a baby giraffe standing next to
+# a giraffe" says.
+_SYMMETRIC_FILLERS = frozenset("""is are that which who sitting standing lying laying parked placed resting positioned
+    situated located set seated shown""".split())
+
+
 def _phrases_linked(parsed: Parsed, p: int, q: int) -> bool:
     """Coordinated phrases, or two halves of one phrase ("a large body | of | water")."""
     first, second = sorted((p, q))
     lo, hi = parsed.phrases[first].last, parsed.phrases[second].first
-    return _linked(parsed, lo, hi, skip_phrases=True) or _between(parsed, lo, hi, skip_phrases=False) == "of"
+    if _linked(parsed, lo, hi, skip_phrases=True) or _between(parsed, lo, hi, skip_phrases=False) == "of":
+        return True
+    words = _between(parsed, lo, hi, skip_phrases=False).split()
+    while words and words[0] in _SYMMETRIC_FILLERS:
+        words.pop(0)
+    return bool(words) and len(words) < len(_between(parsed, lo, hi, skip_phrases=False).split()) and (
+        " ".join(words) in lx.SYMMETRIC_LINKS)
 
 
 def _pairs(items: Sequence, rng: random.Random) -> list[tuple]:
@@ -172,12 +208,30 @@ def _swap_nouns(parsed: Parsed, rng: random.Random) -> Iterator[str]:
             units[v].number == "mass" and _takes_indefinite(parsed, parsed.phrases[p])
         ):
             continue
+        if not checks.nouns_trade_places(parsed, u, p, v, q):
+            continue
         text = swap_spans(parsed, (u, u), (v, v))
         if text is not None:
             yield text
 
 
+def _span_between(parsed: Parsed, p: int, q: int) -> tuple[int, int]:
+    first, second = sorted((p, q))
+    return parsed.phrases[first].last, parsed.phrases[second].first
+
+
+def _same_head(parsed: Parsed, p: int, q: int) -> bool:
+    """Whether two phrases name one kind of thing ("a red apple", "a green apple")."""
+    a, b = (parsed.units[parsed.phrases[i].last].low for i in (p, q))
+    concept = lambda w: lx.NOUNS[w].concept if w in lx.NOUNS else w  # noqa: E731
+    return concept(a) == concept(b)
+
+
 _NON_CONTENT_ADJECTIVES = frozenset("other another same different various several only main".split())
+
+
+def _count(low: str) -> int:
+    return int(low) if low.isdigit() else lx.NUMBER_WORDS.get(low, 0)
 
 
 def _swap_adjectives(parsed: Parsed, rng: random.Random) -> Iterator[str]:
@@ -189,15 +243,26 @@ def _swap_adjectives(parsed: Parsed, rng: random.Random) -> Iterator[str]:
         if u.pos == "ADJ" and u.low not in _NON_CONTENT_ADJECTIVES and u.low not in lx.DIRECTION_ANTONYMS
         and (parsed.phrase_of[i] is not None or (i > 0 and units[i - 1].pos in ("AUX", "VERB")))
     ]
+    # Counts of two things trade places too: "two dogs and three cats" -> "three dogs and two cats".
+    slots += [i for i, u in enumerate(units) if u.pos == "NUM" and parsed.phrase_of[i] is not None and _count(u.low) >= 2]
     for u, v in _pairs(slots, rng):
-        if units[u].low == units[v].low:
+        if units[u].low == units[v].low or (units[u].pos == "NUM") != (units[v].pos == "NUM"):
             continue
         p, q = parsed.phrase_of[u], parsed.phrase_of[v]
         if p is not None and q is not None:
-            # Same phrase: "a big red car" -> "a red big car" means the same.
-            if p == q or _phrases_linked(parsed, p, q):
+            # Same phrase: "a big red car" -> "a red big car" means the same. Across "and"
+            # or "next to" the swap changes which thing has which attribute ("a red car
+            # next to a blue truck"), unless the two things are one kind ("a red apple next
+            # to a green apple" says what its swap says) or one phrase continues the other.
+            if p == q or (_phrases_linked(parsed, p, q) and (
+                    _same_head(parsed, p, q) or _between(parsed, *_span_between(parsed, p, q), False) == "of")):
                 continue
         elif _linked(parsed, u, v, skip_phrases=False):
+            continue
+        if units[u].pos == "NUM":
+            if not checks.counts_trade_places(parsed, u, v):
+                continue
+        elif not checks.adjectives_trade_places(parsed, u, v):
             continue
         text = swap_spans(parsed, (u, u), (v, v))
         if text is not None:
@@ -206,9 +271,12 @@ def _swap_adjectives(parsed: Parsed, rng: random.Random) -> Iterator[str]:
 
 def _swap_adverbs(parsed: Parsed, rng: random.Random) -> Iterator[str]:
     units = parsed.units
+    # Adverbs of a verb only ("walking slowly"): one before an adjective, a preposition or
+    # another adverb says how much ("slightly tilted", "barely off") and garbles elsewhere.
     slots = [
         i for i, u in enumerate(units)
         if u.pos == "ADV" and u.low not in lx.NON_CONTENT_ADVERBS and u.low not in lx.PARTICLES
+        and i > 0 and units[i - 1].pos == "VERB" and (i + 1 == len(units) or units[i + 1].pos not in ("ADJ", "ADV", "PREP"))
     ]
     for u, v in _pairs(slots, rng):
         if units[u].low == units[v].low or _linked(parsed, u, v, skip_phrases=False):
@@ -240,6 +308,8 @@ def _swap_phrases(parsed: Parsed, rng: random.Random) -> Iterator[str]:
         if not (a.has_modifier or b.has_modifier) or a.number != b.number:
             continue
         if _phrase_core(parsed, a) == _phrase_core(parsed, b) or _phrases_linked(parsed, p, q):
+            continue
+        if not checks.phrases_trade_places(parsed, a, b):
             continue
         text = swap_spans(parsed, (a.first, a.last), (b.first, b.last))
         if text is not None:
@@ -289,6 +359,10 @@ def _swap_relations(parsed: Parsed, rng: random.Random) -> Iterator[str]:
         text_b = " ".join(u.low for u in units[b0 : b1 + 1])
         if text_a == text_b or _linked(parsed, a1, b0, skip_phrases=False):
             continue
+        if kind_a == "prep" and lx.RELATIONS.get(text_a) == lx.RELATIONS.get(text_b):
+            continue  # "adjacent to" and "next to" say one thing
+        if not checks.relations_trade_places(parsed, (a0, a1), (b0, b1)):
+            continue
         text = swap_spans(parsed, (a0, a1), (b0, b1))
         if text is not None:
             yield text
@@ -316,10 +390,17 @@ def _described_class(parsed: Parsed, i: int) -> str | None:
     return info.cls if info else None
 
 
+_QUANTITY_OPPOSITES = {"many": "few", "few": "many", "numerous": "few"}
+
+
 def _attribute_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
     unit = parsed.units[i]
     if unit.pos == "NUM" and lx.NUMBER_WORDS.get(unit.low, 0) >= 2:
         return [w for w in lx.REPLACEABLE_COUNTS if w != unit.low]
+    if unit.pos == "DET" and unit.low in _QUANTITY_OPPOSITES:  # "many people" -> "few people"
+        return [_QUANTITY_OPPOSITES[unit.low]]
+    if unit.pos == "NUM" and unit.low.isdigit() and 2 <= int(unit.low) <= 12:  # "2 people" -> "3 people"
+        return [str(lx.NUMBER_WORDS[w]) for w in lx.REPLACEABLE_COUNTS if str(lx.NUMBER_WORDS[w]) != unit.low]
     if unit.pos != "ADJ":
         return []
     if unit.low in lx.AGE_ANTONYMS:  # an old man is not a "new man"; an old car not a "young car"
@@ -335,34 +416,98 @@ def _attribute_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
 
 def _replace_single_words(parsed: Parsed, rng: random.Random,
                           options_for: Callable[[Parsed, int, set[str]], list[str]],
-                          positions: Sequence[int] | None = None) -> Iterator[str]:
+                          positions: Sequence[int] | None = None,
+                          check: Callable[[Parsed, int], checks.Check] | None = None,
+                          meaning: Callable[[Parsed, int, str], Hashable] | None = None,
+                          weight: Callable[[Parsed, int], Callable[[str], float]] | None = None) -> Iterator[str]:
     """One-word replacements: every replaceable slot's options shuffled, slots interleaved
     in random order, so the first K negatives edit different words where possible.
-    ``positions``: the units that may be replaced (default: all)."""
+    ``positions``: the units that may be replaced (default: all).
+
+    ``check(parsed, i)`` gives the test that an option for slot ``i`` fits its context
+    (built once per slot, when the slot's first option comes up), and
+    ``meaning(parsed, i, word)`` names what an option says, so that two options saying the
+    same ("big", "huge" for "small") give one negative. Both act after the shuffles, on the
+    same candidate lists, so that the random draws (and every negative that fits) are the
+    same as without them.
+
+    ``weight(parsed, i)`` gives, per slot, a weight per option: options are then drawn in a
+    weighted random order (heavier ones tend to come first), still one order per (seed,
+    caption).
+    """
     present = _present_concepts(parsed)
     slots, options = [], []
     for i in range(len(parsed.units)) if positions is None else positions:
         choices = options_for(parsed, i, present)
         if choices:
-            rng.shuffle(choices)
+            if weight is None:
+                rng.shuffle(choices)
+            else:
+                # Efraimidis-Spirakis: sorting by u ** (1 / w) draws without replacement,
+                # each next option with probability proportional to its weight.
+                weigh = weight(parsed, i)
+                keys = {word: rng.random() ** (1.0 / weigh(word)) for word in choices}
+                choices.sort(key=lambda word: -keys[word])
             slots.append(i)
             options.append(choices)
     order = list(range(len(slots)))
     rng.shuffle(order)
+    said = set()
+    tests: dict[int, checks.Check] = {}
     for slot, word in _interleave([options[o] for o in order]):
         i = slots[order[slot]]
+        if check is not None:
+            if i not in tests:
+                tests[i] = check(parsed, i)
+            if not tests[i](word):
+                continue
+        if meaning is not None:
+            key = meaning(parsed, i, word)
+            if key in said:
+                continue
+            said.add(key)
         yield replace_span(parsed, i, i, word)
 
 
+def _attribute_meaning(parsed: Parsed, i: int, word: str) -> Hashable:
+    # The other side of an antonym pair is one meaning: "small" -> "big" or "huge", not both.
+    low = parsed.units[i].low
+    return (i, "opposite") if low in lx.ANTONYMS and low not in lx.ATTRIBUTES else (i, word)
+
+
 def _replace_attributes(parsed: Parsed, rng: random.Random) -> Iterator[str]:
-    return _replace_single_words(parsed, rng, _attribute_options)
+    return _replace_single_words(parsed, rng, _attribute_options, check=checks.attribute_check,
+                                 meaning=_attribute_meaning)
 
 
-def _object_options(unit: Unit, present: set[str]) -> list[str]:
+# Collectives whose "of" asks for a plural ("a herd of | zebras"), even when a caption
+# writes the singular ("a herd of zebra").
+_COLLECTIVES = frozenset(
+    "herd flock group bunch pack couple pair lot lots row line pile stack number variety assortment "
+    "collection crowd team dozen handful few family".split()
+)
+
+
+def _counted(parsed: Parsed, i: int) -> bool:
+    """Whether the noun at unit ``i`` is counted as several ("two zebra", "a herd of zebra")."""
+    units = parsed.units
+    j = i - 1
+    while j >= 0 and units[j].pos == "ADJ":
+        j -= 1
+    if j > 0 and units[j].low == "of":
+        return units[j - 1].low in _COLLECTIVES  # not "a piece of | cake"
+    return _plural_context(units, i)
+
+
+def _object_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
+    unit = parsed.units[i]
     info = lx.NOUNS.get(unit.low)
     if unit.pos != "NOUN" or info is None or info.cls not in lx.REPLACEABLE_NOUN_CLASSES:
         return []
-    pool = lx.NOUN_POOLS.get((info.cls, unit.number), ())  # the unit's: "sheep" may be plural
+    number = unit.number  # the unit's: "sheep" may be plural
+    if number == "sg" and _counted(parsed, i):
+        number = "pl"  # "a herd of zebra" -> "a herd of horses", not "of horse"
+    pool = lx.NOUN_POOLS.get((info.cls, number), ())
     return [word for concept, word in pool if concept not in present]
 
 
@@ -370,7 +515,16 @@ def _replace_objects(parsed: Parsed, rng: random.Random) -> Iterator[str]:
     # Heads only: a replaced compound modifier ("tomato sauce" -> "pie sauce") rarely
     # names a thing that could be in the image.
     heads = sorted(h for phrase in parsed.phrases for h in phrase.heads)
-    return _replace_single_words(parsed, rng, lambda p, i, present: _object_options(p.units[i], present), heads)
+    return _replace_single_words(parsed, rng, _object_options, heads, check=checks.object_check,
+                                 weight=_context_weight)
+
+
+def _context_weight(parsed: Parsed, i: int) -> Callable[[str], float]:
+    """Object replacements seen with the caption's other words come first ("a train in a
+    station" -> "a bus in a station" before "... in a restaurant"): see ``cooccurrence``."""
+    stats = cooccurrence.load()
+    context = [c for j, c in cooccurrence.concepts(parsed).items() if j != i]
+    return lambda word: cooccurrence.context_weight(stats, context, word)
 
 
 # Relations proposed as replacements: one clear phrase per concept. "between"/"among"
@@ -393,6 +547,8 @@ def _relation_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
             return list(lx.EXCLUSIVE_RELATION_PAIRS[concept])
         if concept in ("left", "right"):
             return [_RELATION_TARGETS["right" if concept == "left" else "left"]]
+        if concept in ("up", "down"):  # "skiing down a slope" -> "up"; checks keeps it to slopes
+            return ["down" if concept == "up" else "up"]
         if concept in lx.NON_REPLACEABLE_RELATIONS:
             return []
         return [
@@ -400,8 +556,15 @@ def _relation_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
             if target != concept and frozenset((target, concept)) not in lx.CONFUSABLE_RELATIONS
         ]
     info = lx.VERBS.get(unit.low)
-    if unit.pos != "VERB" or info is None or info.concept in lx.PARTICLE_VERBS or info.form == "past":
+    if unit.pos != "VERB" or info is None or info.form == "past":
         return []
+    if info.concept in lx.PARTICLE_VERBS:
+        # "looking at" -> "pointing at": verbs that take the same particle are replaced as a set.
+        nxt = parsed.units[i + 1] if i + 1 < len(parsed.units) else None
+        if info.concept not in fit.AT_VERBS or nxt is None or nxt.low != "at":
+            return []
+        form = ("base", "3sg", "ing").index(info.form)
+        return [lx.VERBS[c].forms[form] for c in sorted(fit.AT_VERBS) if c != info.concept and c not in present]
     # Keep transitivity: "sitting on" -> "standing on", "holding a cup" -> "throwing a cup".
     nxt = parsed.units[i + 1] if i + 1 < len(parsed.units) else None
     takes_object = nxt is not None and nxt.pos in ("DET", "NUM", "POSS", "ADJ", "NOUN", "PRON")
@@ -411,7 +574,7 @@ def _relation_options(parsed: Parsed, i: int, present: set[str]) -> list[str]:
 
 
 def _replace_relations(parsed: Parsed, rng: random.Random) -> Iterator[str]:
-    return _replace_single_words(parsed, rng, _relation_options)
+    return _replace_single_words(parsed, rng, _relation_options, check=checks.relation_check)
 
 
 _GENERATORS: dict[str, Callable[[Parsed, random.Random], Iterator[str]]] = {

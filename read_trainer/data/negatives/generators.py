@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Callable, Hashable, Iterator, Sequence
 
 from .. import lexicon as lx
-from .edits import _GENERATORS, CATEGORIES
+from .edits import _GENERATORS, CATEGORIES, SWAP_CATEGORIES
 from .parsing import Parsed, Unit, _finish, _merge_multiwords, parse_rules
-from .text import MAX_WORDS, _adjacent_repeats, caption_rng, normalize
+from .text import _WORD_RE, MAX_WORDS, _adjacent_repeats, caption_rng, normalize
 
 BACKENDS = ("rules", "spacy")
 
@@ -131,10 +131,16 @@ class HardNegativeGenerator:
         parsed = self.parse(caption)
         chosen: list[Negative] = []
         seen = {normalize(caption)}
-        self._draw(parsed, self.categories, k, rng, chosen, seen)
+
+        def stream_rng(category: str) -> random.Random:
+            # One stream per category: a change to one category's candidates leaves the
+            # draws of the others as they were.
+            return caption_rng(self.seed, caption, category if salt is None else f"{salt}/{category}")
+
+        self._draw(parsed, self.categories, k, rng, stream_rng, chosen, seen)
         preferred_count = len(chosen)
         if len(chosen) < k and self.fallback_categories:
-            self._draw(parsed, self.fallback_categories, k, rng, chosen, seen)
+            self._draw(parsed, self.fallback_categories, k, rng, stream_rng, chosen, seen)
         self._count(chosen, preferred_count, k)
         return chosen
 
@@ -142,19 +148,26 @@ class HardNegativeGenerator:
         """Texts only; see :meth:`generate`."""
         return [negative.text for negative in self.generate(caption, k, salt)]
 
-    def _draw(self, parsed, categories, k, rng, chosen, seen) -> None:
-        """Round-robin over ``categories`` in a random order, one valid negative per turn."""
-        order = list(categories)
-        rng.shuffle(order)
+    def _draw(self, parsed, categories, k, rng, stream_rng, chosen, seen) -> None:
+        """Round-robin over ``categories``, one valid negative per turn: the swaps first (the
+        method's own negatives, NegCLIP-style), then the replacements, each in a random order."""
+        swaps = [c for c in categories if c in SWAP_CATEGORIES]
+        replacements = [c for c in categories if c not in SWAP_CATEGORIES]
+        rng.shuffle(swaps)
+        rng.shuffle(replacements)
+        order = swaps + replacements
         repeats = _adjacent_repeats(normalize(parsed.caption))
-        # Generators are created lazily: a category's candidates are only built when
-        # its turn comes, which keeps the common case (k small) fast.
-        streams = {category: _GENERATORS[category](parsed, rng) for category in order}
+        breaks = _breaks(parsed.caption)
+        # Streams are created when a category's turn first comes: a category's random
+        # stream and candidates are only built if needed, which keeps the common case fast.
+        streams: dict[str, Iterator[str]] = {}
         while len(chosen) < k and order:
             for category in list(order):
                 if len(chosen) >= k:
                     break
-                text = self._next_valid(streams[category], seen, repeats)
+                if category not in streams:
+                    streams[category] = _GENERATORS[category](parsed, stream_rng(category))
+                text = self._next_valid(streams[category], seen, repeats, breaks)
                 if text is None:
                     order.remove(category)
                     continue
@@ -162,15 +175,16 @@ class HardNegativeGenerator:
                 seen.add(normalize(text))
 
     @staticmethod
-    def _next_valid(stream: Iterator[str], seen: set[str], caption_repeats: int) -> str | None:
-        """The stream's next text that is non-empty, new, and adds no doubled word.
+    def _next_valid(stream: Iterator[str], seen: set[str], caption_repeats: int, caption_breaks: int) -> str | None:
+        """The stream's next text that is non-empty, new, and adds no doubled word or break.
 
         swap_spans already keeps the bag of words of swaps. A doubled word ("a soccer
-        soccer ball") is a text-only giveaway, so such candidates are skipped.
+        soccer ball") or a broken word sequence ("a smiling an american flag", "three
+        four coins", "seen from in") is a text-only giveaway, so such candidates are skipped.
         """
         for text in stream:
             key = normalize(text)
-            if key and key not in seen and _adjacent_repeats(key) <= caption_repeats:
+            if key and key not in seen and _adjacent_repeats(key) <= caption_repeats and _breaks(text) <= caption_breaks:
                 return text
         return None
 
@@ -186,6 +200,25 @@ class HardNegativeGenerator:
         if len(chosen) < k:
             stats["shortfall/captions"] += 1
             stats["shortfall/negatives"] += k - len(chosen)
+
+
+_ARTICLE_BLOCKERS = lx.DETERMINERS | frozenset(lx.NUMBER_WORDS)
+_DANGLING = lx.PREPOSITIONS - lx.PARTICLES
+
+
+def _breaks(text: str) -> int:
+    """Word sequences that no caption has: an article before another determiner or a
+    number ("a the", "an two"), two articles one word apart ("a smiling an american
+    flag", "a cut a plate"), two numbers in a row, a preposition at the very end."""
+    words = [w.lower() for w in _WORD_RE.findall(text)]
+    count = sum(1 for a, c in zip(words, words[2:]) if a in lx.ARTICLES and c in lx.ARTICLES)
+    for a, b in zip(words, words[1:]):
+        b_number = b in lx.NUMBER_WORDS or b.isdigit()
+        if a in lx.ARTICLES and (b in _ARTICLE_BLOCKERS or b.isdigit()):
+            count += 1
+        elif (a in lx.NUMBER_WORDS or a.isdigit()) and b_number:
+            count += 1
+    return count + (1 if words and words[-1] in _DANGLING else 0)
 
 
 def _load_spacy(model: str):
