@@ -16,8 +16,9 @@ layer norms) with fewer ops:
   (``gelu_new``) as the fused ``gelu(approximate="tanh")``, the same formula;
 * dropout as single ``native_dropout`` ops; no transformers mask construction.
 
-The fused weights are concatenated once and reused while the frozen weights stay the
-same tensors (see ``_fused_weight``). Dropout stays where T5 has it, at T5's rate, active
+The fused weights are concatenated once, and the stock modules' own weights become views
+of them, so nothing is held twice (see ``_fused_weight``); the state dict, its names and
+values, are unchanged. Dropout stays where T5 has it, at T5's rate, active
 exactly when the decoder module is in train mode (the masks are drawn by other kernels,
 so for one seed they are not bit-identical to the stock stack's). In eval mode the
 outputs equal ``T5Stack.forward`` (eager) to float rounding; tests compare both.
@@ -55,24 +56,42 @@ def causal_position_bias(decoder: nn.Module, length: int, dtype: torch.dtype, de
 
 
 def _fused_weight(linears) -> torch.Tensor:
-    """The linears' weights stacked along the output dim, built once per set of weight tensors.
+    """The linears' weights stacked along the output dim, held once: the linears' weights become views of it.
 
-    The decoder is frozen, so the concatenation is cached on the first linear; it is
-    rebuilt when any weight is replaced, moved, cast or modified in place (its storage,
-    dtype or version counter changes).
+    The decoder is frozen, so on the first call the weights are concatenated and each
+    linear's weight is pointed (``.data``: the same ``Parameter``, same name and state dict
+    entry) at its rows of the concatenation; the originals are freed, so the weights are
+    not held twice. An in-place change of a weight is a change of the fused tensor. It is
+    rebuilt when any weight is no longer its slice (replaced, moved or cast: ``.to()``
+    copies each weight on its own).
     """
     cached = getattr(linears[0], "_read_fused_weight", None)
     if torch.compiler.is_compiling():
-        # Compiled graphs are built after an eager call has filled the cache (see
+        # Compiled graphs are built after an eager call has fused the weights (see
         # ``ReadModel.compile_towers``); the frozen weights are constants to them.
-        return cached[1] if cached is not None else torch.cat([linear.weight for linear in linears])
-    weights = [linear.weight for linear in linears]
-    key = tuple((w.data_ptr(), w.dtype, w.device, w._version) for w in weights)
-    if cached is None or cached[0] != key:
-        with torch.no_grad():
-            cached = (key, torch.cat([w.detach() for w in weights]))
-        linears[0]._read_fused_weight = cached
-    return cached[1]
+        return cached if cached is not None else torch.cat([linear.weight for linear in linears])
+    if cached is not None and _are_slices_of(cached, [linear.weight for linear in linears]):
+        return cached
+    with torch.no_grad():
+        fused = torch.cat([linear.weight.detach() for linear in linears])
+        start = 0
+        for linear in linears:
+            rows = linear.weight.shape[0]
+            linear.weight.data = fused[start:start + rows]
+            start += rows
+    linears[0]._read_fused_weight = fused
+    return fused
+
+
+def _are_slices_of(fused: torch.Tensor, weights) -> bool:
+    """Whether ``weights`` are, in order, consecutive row blocks of ``fused`` (sharing its memory)."""
+    offset = fused.data_ptr()
+    for weight in weights:
+        if (weight.data_ptr() != offset or weight.dtype != fused.dtype or weight.device != fused.device
+                or not weight.is_contiguous()):
+            return False
+        offset += weight.numel() * weight.element_size()
+    return offset == fused.data_ptr() + fused.numel() * fused.element_size()
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torch import nn
 from transformers import CLIPModel, T5ForConditionalGeneration
 from transformers.utils import ModelOutput
 
+from .decoder_weights import load_decoder
 from .lean_decoder import lean_decode, lean_decoder_applies
 from .losses import token_cross_entropy
 
@@ -134,17 +135,13 @@ def load_t5(name_or_path: str, **kwargs) -> T5ForConditionalGeneration:
 
 
 def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **hub_kwargs):
-    """Load a T5 checkpoint and keep only ``(decoder stack, lm_head, config)``, frozen.
+    """``(decoder stack, lm_head, config)`` of a T5 checkpoint, frozen.
 
-    The full model is materialised once (that is what ``from_pretrained`` reads) and the
-    encoder is dropped immediately, so it holds no memory during training.
+    Only the decoder's, the shared embedding's and the head's tensors are read from the
+    checkpoint and cast to ``dtype`` (:mod:`read_trainer.decoder_weights`): the encoder is
+    never loaded, so it costs no memory, not even while loading.
     """
-    t5 = load_t5(name_or_path, dtype=dtype, **hub_kwargs)
-    decoder, lm_head, config = t5.decoder, t5.lm_head, t5.config
-    del t5
-    for module in (decoder, lm_head):
-        module.requires_grad_(False)
-    return decoder, lm_head, config
+    return load_decoder(name_or_path, dtype=dtype, **hub_kwargs)
 
 
 class ReadModel(nn.Module):
