@@ -14,7 +14,10 @@ layer norms) with fewer ops:
   (T5 adds both to every block's scores); q, k and v from one matmul;
 * the gated feed-forward's two input projections as one matmul, and T5 v1.1's tanh GELU
   (``gelu_new``) as the fused ``gelu(approximate="tanh")``, the same formula;
-* dropout as single ``native_dropout`` ops; no transformers mask construction.
+* dropout as single ops (on the CPU drawn as uniforms, cheaper there); no transformers
+  mask construction;
+* with dropout on, the cross-attention's output projection once per row and head, not per
+  query (its dropout acts on whole heads: see ``_memory_attention``).
 
 The fused weights are concatenated once, and the stock modules' own weights become views
 of them, so nothing is held twice (see ``_fused_weight``); the state dict, its names and
@@ -95,7 +98,17 @@ def _are_slices_of(fused: torch.Tensor, weights) -> bool:
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    return torch.native_dropout(x, p, True)[0] if training and p > 0 else x
+    """T5's dropout: each element kept with probability 1 - p and scaled by 1 / (1 - p)."""
+    if not training or p <= 0:
+        return x
+    if x.device.type == "cpu":
+        # The same distribution, drawn as float32 uniforms (not in x's dtype: a bfloat16
+        # uniform would shift the keep probability): on the CPU this costs ~40% less than
+        # native_dropout's Bernoulli draw, and the decoder's dropout masks are a sixth of
+        # the CPU READ step (benchmarks/README.md).
+        keep = torch.rand(x.shape, device=x.device) >= p
+        return x * (keep * (1.0 / (1.0 - p))).to(x.dtype)
+    return torch.native_dropout(x, p, True)[0]
 
 
 def _self_attention(layer, hidden: torch.Tensor, bias: torch.Tensor, training: bool) -> torch.Tensor:
@@ -117,11 +130,14 @@ def _memory_attention(layer, hidden: torch.Tensor, memory: torch.Tensor, trainin
     value = attention.v(memory)  # (B, 1, heads·d_kv)
     if training and attention.dropout > 0:
         # T5's dropout of the (B, heads, L, 1) attention weights, which are all exactly 1:
-        # a dropped weight zeroes that head's value for that query.
+        # a dropped weight zeroes that head's value for that query. The output is linear in
+        # the kept heads, o(keep ⊙ v) = Σ_h keep_h · o_h(v_h) (o_h: o's columns of head h),
+        # so each head's projected value is computed once per row and mixed per query.
         heads, width = attention.n_heads, attention.key_value_proj_dim
-        keep = _dropout(value.new_ones(batch, length, heads, 1), attention.dropout, True)
-        out = (keep * value.view(batch, 1, heads, width)).reshape(batch, length, heads * width)
-        return hidden + _dropout(attention.o(out), layer.dropout.p, True)
+        keep = _dropout(value.new_ones(batch, length, heads), attention.dropout, True)  # (B, L, heads)
+        o_weight = attention.o.weight.view(-1, heads, width)  # (d_model, heads, d_kv)
+        per_head = torch.einsum("bhw,dhw->bhd", value.view(batch, heads, width), o_weight)  # (B, heads, d_model)
+        return hidden + _dropout(torch.bmm(keep, per_head), layer.dropout.p, True)
     # No dropout: one row per memory token, broadcast over the L queries (exact: 1·v = v).
     return hidden + attention.o(value)
 

@@ -226,17 +226,22 @@ class ReadModel(nn.Module):
 
     def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers: int = 1,
                                         offload: bool = False):
-        """Checkpoint CLIP's towers (what `TrainingArguments.gradient_checkpointing` asks for).
+        """Checkpoint CLIP's towers (what `TrainingArguments.activation_checkpointing` asks for).
 
         The frozen decoder needs no checkpointing: it stores activations only for the
         backward into the projection, which is one token wide on the encoder side.
         """
-        self.clip.activation_checkpointing_enable(
-            activation_checkpointing_kwargs=activation_checkpointing_kwargs,
-            every_n_layers=every_n_layers, offload=offload,
-        )
+        if hasattr(self.clip, "activation_checkpointing_enable"):
+            self.clip.activation_checkpointing_enable(
+                activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+                every_n_layers=every_n_layers, offload=offload,
+            )
+        else:  # older transformers: the previous name, without every_n_layers / offload
+            self.clip.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
 
-    gradient_checkpointing_enable = activation_checkpointing_enable
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
+        """The older name, as older transformers' Trainer calls it."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     def compile_towers(self, example_batch: dict | None = None, **compile_kwargs) -> None:
         """``torch.compile`` CLIP's two towers and the lean decoder, for the collator's static shapes.

@@ -212,7 +212,7 @@ def test_bf16_and_gradient_checkpointing_compose(tiny_models, tmp_path):
     """bf16 autocast and checkpointed towers: the chunked step follows the one-shot one (bf16's
     rounding differs with the batch shape, hence the looser tolerance)."""
     rows = make_rows(8, paraphrases=True)
-    base = dict(bf16=True, gradient_checkpointing=True, decoder_dropout=False)
+    base = dict(bf16=True, activation_checkpointing=True, decoder_dropout=False)
     chunked = _train(_config(tiny_models, tmp_path / "c", 8, embedding_chunk_size=4, **base), rows)
     one_shot = _train(_config(tiny_models, tmp_path / "o", 8, **base), rows)
     for key in ("loss", *(f"loss/{n}" for n in COMPONENTS)):

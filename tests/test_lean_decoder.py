@@ -141,3 +141,46 @@ def test_lean_decoder_holds_each_frozen_weight_once(t5, tiny_models):
         doubled = lean_decode(decoder, ids, memory.double())
     assert _stored_bytes(decoder) == 2 * held
     torch.testing.assert_close(doubled.float(), lean, atol=1e-5, rtol=0)
+
+
+def test_memory_attention_with_dropout_equals_the_per_query_formula(t5, monkeypatch):
+    """In train mode the closed form mixes each head's projected value per query; with the same
+    dropout masks it equals o(keep ⊙ v) computed per query, as T5's dropped attention weights give."""
+    from read_trainer import lean_decoder
+
+    layer = t5.decoder.block[0].layer[1]
+    attention = layer.EncDecAttention
+    heads, width = attention.n_heads, attention.key_value_proj_dim
+    generator, masks = torch.Generator().manual_seed(4), {}
+
+    def fixed_dropout(x, p, training):  # one fixed mask per shape, shared by both computations
+        if x.shape not in masks:
+            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= 0.5).to(x.dtype) * 2.0
+        return x * masks[x.shape]
+
+    monkeypatch.setattr(lean_decoder, "_dropout", fixed_dropout)
+    batch, length = 3, 5
+    hidden = torch.randn(batch, length, t5.config.d_model, generator=generator)
+    memory = torch.randn(batch, 1, t5.config.d_model, generator=generator)
+    assert attention.dropout > 0
+    with torch.no_grad():
+        got = lean_decoder._memory_attention(layer, hidden, memory, True)
+        keep = masks[(batch, length, heads)]
+        value = attention.v(memory).view(batch, 1, heads, width)
+        per_query = attention.o((keep[..., None] * value).reshape(batch, length, heads * width))
+        expected = hidden + fixed_dropout(per_query, layer.dropout.p, True)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_cpu_dropout_keeps_with_probability_one_minus_p_and_rescales():
+    from read_trainer.lean_decoder import _dropout
+
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.ones(400_000, dtype=dtype)
+        out = _dropout(x, 0.1, True)
+        kept = out != 0
+        assert abs(kept.float().mean().item() - 0.9) < 0.003, dtype  # 0.003 is > 6 standard deviations
+        torch.testing.assert_close(out[kept].float(), torch.full_like(out[kept].float(), 1 / 0.9),
+                                   atol=1e-2 if dtype == torch.bfloat16 else 1e-6, rtol=0)
+    assert _dropout(x, 0.1, False) is x

@@ -79,8 +79,10 @@ def _check_batch(batch: dict, *, image_column: str, caption_column: str, paraphr
         except BadRowError:
             captions = []
         if tokenizer is not None and captions:
-            lengths = [len(ids) for ids in tokenizer(captions, truncation=False)["input_ids"]]
-            long = sum(length > max_text_length for length in lengths)
+            # Cut one token past the limit: a caption is over-long exactly when it reaches that length,
+            # and no sequence longer than the model takes is built (transformers would warn of it).
+            cut = tokenizer(captions, truncation=True, max_length=max_text_length + 1)["input_ids"]
+            long = sum(len(ids) > max_text_length for ids in cut)
         truncated.append(long)
     return {"__problems": problems, "__truncated": truncated}
 
