@@ -107,9 +107,8 @@ REFERENCE = Scale("reference", image_size=224, patch_size=32, vision_width=768, 
 
 
 # -- models ----------------------------------------------------------------------------------
-def build_models(scale: Scale, seed: int = 0):
-    """(CLIPModel, T5ForConditionalGeneration) with random weights, v1.1 layout (untied head)."""
-    clip_config = CLIPConfig(
+def clip_config(scale: Scale) -> CLIPConfig:
+    return CLIPConfig(
         text_config=dict(hidden_size=scale.text_width, intermediate_size=4 * scale.text_width,
                          num_hidden_layers=scale.text_layers, num_attention_heads=scale.text_heads,
                          max_position_embeddings=77, vocab_size=49408, bos_token_id=CLIP_BOS,
@@ -119,15 +118,25 @@ def build_models(scale: Scale, seed: int = 0):
                            image_size=scale.image_size, patch_size=scale.patch_size),
         projection_dim=scale.projection_dim,
     )
-    t5_config = T5Config(
+
+
+def t5_config(scale: Scale) -> T5Config:
+    """T5 v1.1's layout (gated GELU, untied head) at the scale's sizes."""
+    return T5Config(
         vocab_size=scale.t5_vocab, d_model=scale.t5_d_model, d_ff=scale.t5_d_ff, d_kv=64,
         num_layers=scale.t5_layers, num_decoder_layers=scale.t5_layers, num_heads=scale.t5_heads,
         feed_forward_proj="gated-gelu", dropout_rate=0.1, tie_word_embeddings=False,
         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
     )
+
+
+def build_models(scale: Scale, seed: int = 0, with_t5: bool = True):
+    """(CLIPModel, T5ForConditionalGeneration or None) with random weights, v1.1 layout (untied head)."""
     torch.manual_seed(seed)
-    clip = CLIPModel(clip_config)
-    t5 = T5ForConditionalGeneration(t5_config)
+    clip = CLIPModel(clip_config(scale))
+    if not with_t5:
+        return clip, None
+    t5 = T5ForConditionalGeneration(t5_config(scale))
     # transformers 5 may tie a config-built T5's head to the embedding; v1.1 has its own.
     if t5.lm_head.weight is t5.shared.weight:
         t5.lm_head.weight = torch.nn.Parameter(t5.shared.weight.detach().clone())

@@ -7,11 +7,12 @@ allocator churn: it keeps the collator's few static bucketed shapes and one pass
 
 On a CPU, training also runs with a fixed number of torch threads (one by default: on a
 machine other jobs share, a multi-threaded step waits at every parallel region for its
-slowest, descheduled thread) and with denormal floats flushed to zero: the backward of the
-vocabulary-sized cross-entropy yields probabilities below 1.2e-38, and x86 CPUs multiply
-those ~100x slower than normal floats (measured on the tiny config: the ``lm_head``
-backward took 8.4 s instead of 0.36 s). Flushing changes values below 1.2e-38 to 0, far
-below float32's resolution next to any term they are summed with.
+slowest, descheduled thread) and, when the decoder runs, with denormal floats flushed to
+zero: the backward of its vocabulary-sized cross-entropy yields probabilities below
+1.2e-38, and x86 CPUs multiply those ~100x slower than normal floats (measured on the tiny
+config: the ``lm_head`` backward took 8.4 s instead of 0.36 s). Flushing changes values
+below 1.2e-38 to 0, far below float32's resolution next to any term they are summed with.
+(The flag is per thread: with several torch threads the other threads keep denormals.)
 """
 
 from __future__ import annotations
@@ -51,12 +52,11 @@ def cpu_threads(requested: int) -> int:
 
 
 @contextmanager
-def cpu_training(threads: int):
-    """Run the block with ``threads`` torch threads and denormals flushed; both restored after."""
+def cpu_training(threads: int, flush_denormals: bool = True):
+    """Run the block with ``threads`` torch threads (and denormals flushed); restored after."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    # Per thread: with one torch thread the whole step runs in this one.
-    flushing = torch.set_flush_denormal(True)
+    flushing = flush_denormals and torch.set_flush_denormal(True)
     try:
         yield
     finally:

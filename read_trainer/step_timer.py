@@ -21,9 +21,9 @@ MEASURED_STEPS = 3  # optimizer steps 2..4 are timed
 
 @contextmanager
 def device_step_settings(args):
-    """The torch threads (and, on the CPU, denormal flushing) that ``args`` asks for, for one run."""
+    """The torch threads (and, on the CPU with the decoder, denormal flushing) of ``args``, for one run."""
     if device_kind(args.use_cpu) == "cpu":
-        with cpu_training(cpu_threads(args.torch_threads)):
+        with cpu_training(cpu_threads(args.torch_threads), flush_denormals=args.uses_decoder):
             yield
         return
     before = torch.get_num_threads()
