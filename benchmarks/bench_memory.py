@@ -10,9 +10,10 @@ measurement:
 2. ``--steps`` training steps of the reference recipe's step on the CPU (bf16 autocast,
    activation checkpointing, both READ losses, AdamW), batch ``--batch-size``.
 
-Reported: the process's RSS before loading, its peak (``VmHWM``) after loading, its RSS
-after loading, and its peak after the steps (the lean decoder fuses its weights in the
-first step). ``--code DIR`` imports ``read_trainer`` from another checkout (e.g. an older
+Reported: the process's RSS before loading, its peak (``VmHWM``) while loading, its RSS
+after loading, its peak during the steps (the peak is reset after loading) and its RSS
+after them (the lean decoder fuses its frozen weights in the first step; AdamW's state
+exists from the first step on). ``--code DIR`` imports ``read_trainer`` from another checkout (e.g. an older
 commit, ``git archive <commit> read_trainer | tar -x -C DIR``) to compare before/after
 with the same script. GPU memory is not measured here.
 
@@ -27,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARD_BYTES = 1 << 30
@@ -118,11 +120,17 @@ def _measure(options: dict) -> dict:
     from read_trainer.modeling import ReadModel
 
     dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[options["dtype"]]
+    start = time.perf_counter()
     model = ReadModel.from_pretrained(options["clip"], options["t5"], decoder_dtype=dtype)
-    result = {"code": options["code"] or "this checkout", "rss_before_mb": baseline,
+    result = {"code": options["code"] or "this checkout", "load_s": time.perf_counter() - start,
+              "rss_before_mb": baseline,
               "peak_after_load_mb": _status_mb("VmHWM"), "rss_after_load_mb": _status_mb("VmRSS")}
     if options["steps"]:
-        result["peak_after_steps_mb"] = _train(model, options, torch)
+        # Peak of the steps alone: Linux resets the peak (VmHWM) to the current RSS on "5" > clear_refs.
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        result["peak_during_steps_mb"] = _train(model, options, torch)
+        result["rss_after_steps_mb"] = _status_mb("VmRSS")
     return result
 
 
@@ -197,10 +205,13 @@ def main(argv=None) -> list[dict]:
         print(json.dumps(result), flush=True)
     lines = [f"python benchmarks/bench_memory.py {' '.join(sys.argv[1:] if argv is None else argv)}",
              f"decoder dtype {args.dtype}; {args.steps} CPU training step(s) at batch {args.batch_size}; MB",
-             "| code | RSS before | peak after load | RSS after load | peak after steps |", "|---|---|---|---|---|"]
+             "| code | load (s) | RSS before | peak while loading | RSS after loading | peak during steps | "
+             "RSS after steps |", "|---|---|---|---|---|---|---|"]
+    nan = float("nan")
     for r in results:
-        lines.append(f"| {r['code']} | {r['rss_before_mb']:,.0f} | {r['peak_after_load_mb']:,.0f} | "
-                     f"{r['rss_after_load_mb']:,.0f} | {r.get('peak_after_steps_mb', float('nan')):,.0f} |")
+        lines.append(f"| {r['code']} | {r['load_s']:.1f} | {r['rss_before_mb']:,.0f} | {r['peak_after_load_mb']:,.0f} | "
+                     f"{r['rss_after_load_mb']:,.0f} | {r.get('peak_during_steps_mb', nan):,.0f} | "
+                     f"{r.get('rss_after_steps_mb', nan):,.0f} |")
     print("\n".join(lines))
     if args.json:
         with open(args.json, "w") as f:

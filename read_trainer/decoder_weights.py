@@ -59,20 +59,26 @@ def checkpoint_files(name_or_path: str, hub: dict) -> tuple[str, list[str]]:
 
 
 def read_tensors(kind: str, files: list[str], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
-    """The wanted tensors of ``files``, each cast to ``dtype`` as soon as it is read (one extra tensor at a time)."""
+    """The wanted tensors of ``files``, each cast to ``dtype`` as soon as it is read."""
     tensors = {}
     for file in files:
         if kind == "safetensors":
             from safetensors import safe_open
 
             with safe_open(file, framework="pt") as weights:
-                for key in weights.keys():
-                    if wanted(key):
-                        tensors[key] = _cast(weights.get_tensor(key), dtype)
+                keys = [key for key in weights.keys() if wanted(key)]
+            for key in keys:
+                # The file is mapped once per tensor: a cast tensor's float32 pages leave the
+                # process's memory with that mapping, instead of piling up until the whole
+                # (possibly 3 GB, encoder included) file is closed.
+                with safe_open(file, framework="pt") as weights:
+                    tensors[key] = _cast(weights.get_tensor(key), dtype)
         else:
             state = _load_pickle(file)
             for key in [k for k in state if wanted(k)]:
-                tensors[key] = _cast(state.pop(key), dtype).clone()  # a copy: the mapped file is released below
+                tensor = state.pop(key)
+                # A copy either way: the mapped file is released below.
+                tensors[key] = tensor.to(dtype) if _needs_cast(tensor, dtype) else tensor.clone()
             del state
     return tensors
 
@@ -84,8 +90,12 @@ def _load_pickle(file: str) -> dict:
         return torch.load(file, map_location="cpu", weights_only=True)
 
 
+def _needs_cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> bool:
+    return dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype
+
+
 def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
-    return tensor if dtype is None or not tensor.is_floating_point() else tensor.to(dtype)
+    return tensor.to(dtype) if _needs_cast(tensor, dtype) else tensor
 
 
 def decoder_config(config: T5Config) -> T5Config:
