@@ -25,6 +25,7 @@ from transformers.utils import cached_file
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
 PICKLE, PICKLE_INDEX = "pytorch_model.bin", "pytorch_model.bin.index.json"
 # ``from_pretrained``'s hub options; anything else in the caller's kwargs is not a download option.
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}
 HUB_OPTIONS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 
 
@@ -67,10 +68,16 @@ def read_tensors(kind: str, files: list[str], dtype: torch.dtype | None) -> dict
 
             with safe_open(file, framework="pt") as weights:
                 keys = [key for key in weights.keys() if wanted(key)]
+                if dtype is None or all(_SAFETENSORS_DTYPES.get(weights.get_slice(key).get_dtype()) in (dtype, None)
+                                        for key in keys):
+                    # Nothing to cast: the tensors stay views of the file's mapping (paged in
+                    # as they are used), as from_pretrained leaves them.
+                    tensors.update((key, weights.get_tensor(key)) for key in keys)
+                    continue
             for key in keys:
-                # The file is mapped once per tensor: a cast tensor's float32 pages leave the
-                # process's memory with that mapping, instead of piling up until the whole
-                # (possibly 3 GB, encoder included) file is closed.
+                # Cast: the file is mapped once per tensor, so each tensor's stored pages leave
+                # the process's memory as soon as it is cast, instead of piling up until the
+                # whole (possibly 3 GB, encoder included) file is closed.
                 with safe_open(file, framework="pt") as weights:
                     tensors[key] = _cast(weights.get_tensor(key), dtype)
         else:

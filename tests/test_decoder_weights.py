@@ -52,6 +52,9 @@ def read_keys(monkeypatch):
         def keys(self):
             return self.inner.keys()
 
+        def get_slice(self, key):  # metadata (dtype) only
+            return self.inner.get_slice(key)
+
         def get_tensor(self, key):
             keys.append(key)
             return self.inner.get_tensor(key)
@@ -64,6 +67,9 @@ def test_single_file_reads_no_encoder_tensor_and_casts_as_it_reads(tiny_models, 
     decoder, lm_head, config = load_frozen_decoder(tiny_models[1], dtype=torch.bfloat16)
     assert read_keys and not [k for k in read_keys if k.startswith("encoder.")]
     assert {"shared.weight", "lm_head.weight"} <= set(read_keys)
+    read_keys.clear()
+    load_frozen_decoder(tiny_models[1])  # nothing to cast: the other path
+    assert read_keys and not [k for k in read_keys if k.startswith("encoder.")]
     _assert_same_as_stock(stock, decoder, lm_head, torch.bfloat16)
     assert decoder.embed_tokens.weight.dtype == torch.bfloat16
     assert config.d_model == stock.config.d_model and decoder.config.is_decoder
