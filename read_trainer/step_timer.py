@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager
 
 import torch
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from .device_settings import cpu_threads, cpu_training, device_kind
@@ -64,7 +65,7 @@ class StepTimeEstimate(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._start, self._first_step = None, state.global_step + 1
         if state.is_world_process_zero:
-            print(describe_step(args), flush=True)
+            tqdm.write(describe_step(args))  # above Trainer's progress bar, not through it
 
     def on_step_end(self, args, state, control, **kwargs):
         done = state.global_step - self._first_step + 1  # optimizer steps run by this train() call
@@ -81,4 +82,4 @@ class StepTimeEstimate(TrainerCallback):
             message += (f": about {_duration(per_step * (state.max_steps - self._first_step + 1))} for "
                         f"{state.max_steps - self._first_step + 1} steps, {_duration(per_step * left)} left "
                         "(training steps only: evaluation and saving add to it)")
-        print(message, flush=True)
+        tqdm.write(message)
