@@ -97,11 +97,16 @@ def _are_slices_of(fused: torch.Tensor, weights) -> bool:
     return offset == fused.data_ptr() + fused.numel() * fused.element_size()
 
 
+def uniform_dropout(device: torch.device) -> bool:
+    """Whether dropout masks are drawn as uniforms (on the CPU) rather than by ``native_dropout``."""
+    return device.type == "cpu"
+
+
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """T5's dropout: each element kept with probability 1 - p and scaled by 1 / (1 - p)."""
     if not training or p <= 0:
         return x
-    if x.device.type == "cpu":
+    if uniform_dropout(x.device):
         # The same distribution, drawn as float32 uniforms (not in x's dtype: a bfloat16
         # uniform would shift the keep probability): on the CPU this costs ~40% less than
         # native_dropout's Bernoulli draw, and the decoder's dropout masks are a sixth of

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -380,7 +381,10 @@ class ReadModel(nn.Module):
 
         if self.is_peft:
             raise ValueError("this ReadModel already has adapters")
-        self.clip = get_peft_model(self.clip, peft_config)
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated `is_gradient_checkpointing`: nothing a user can change.
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+            self.clip = get_peft_model(self.clip, peft_config)
         if self.text_to_decoder is not None:
             self.text_to_decoder.requires_grad_(True)
 

@@ -203,9 +203,14 @@ def _random_length_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-def test_reference_recipe_step_has_no_host_syncs_and_a_bounded_op_count(reference_depth_models, tmp_path):
-    """Forward + backward of the reference recipe's step (its YAML: bf16 autocast, gradient
-    checkpointing, decoder dropout on, K = 3, both READ losses), eager, on CPU."""
+def test_reference_recipe_step_has_no_host_syncs_and_a_bounded_op_count(reference_depth_models, tmp_path,
+                                                                        monkeypatch):
+    """Forward + backward of the reference recipe's step (its YAML: bf16 autocast, activation
+    checkpointing, decoder dropout on, K = 3, both READ losses), eager, on CPU, as a GPU runs it
+    (static shapes; dropout by native_dropout, not the CPU's uniform draws)."""
+    from read_trainer import lean_decoder
+
+    monkeypatch.setattr(lean_decoder, "uniform_dropout", lambda device: False)
     args = _reference_recipe(reference_depth_models, tmp_path)
     assert args.bf16 and args.activation_checkpointing and args.decoder_dropout and args.num_hard_negatives == 3
     trainer = ReadTrainer(args=args, train_dataset=_random_length_rows(8, 0))
