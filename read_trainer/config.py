@@ -107,7 +107,8 @@ class ReadConfig(TrainingArguments):
             "this (capped at max_text_length / max_target_length), one bucket per batch for both: the number of "
             "distinct step shapes is at most ceil(max length / padding_bucket) (5 at 77 and 16). 0 pads to the "
             "batch's longest row (a new shape nearly every step). Default: chosen by the device, 16 on a GPU "
-            "(few shapes for the allocator and compiled graphs) and 0 on the CPU (fewer padded FLOPs)."
+            "(few shapes for the allocator and compiled graphs) and 0 on the CPU (fewer padded FLOPs); 16 with "
+            "compile_towers."
         },
     )
     length_groups: int | None = field(
@@ -116,7 +117,7 @@ class ReadConfig(TrainingArguments):
             "help": "1: encode the batch in the collator's shapes. N > 1: re-cut texts and decoder targets on the "
             "device into up to N groups of similar length (exact; fewer FLOPs, but N tower and decoder passes, "
             "host syncs and new shapes every step). Default: chosen by the device, 1 on a GPU and 4 on the CPU, "
-            "where the step is compute-bound (benchmarks/README.md)."
+            "where the step is compute-bound (benchmarks/README.md); 1 with compile_towers."
         },
     )
     torch_threads: int = field(
@@ -223,8 +224,10 @@ class ReadConfig(TrainingArguments):
         if not _NEWER_CHECKPOINTING_NAME and self.activation_checkpointing:
             self.gradient_checkpointing = True
         super().__post_init__()
-        # Step settings by device (read_trainer.device_settings); an explicit value is kept.
-        for name, value in STEP_SETTINGS[device_kind(self.use_cpu)].items():
+        # Step settings by device (read_trainer.device_settings); an explicit value is kept. Compiled
+        # towers need the static shapes whatever the device (one graph per bucket).
+        kind = "gpu" if self.compile_towers else device_kind(self.use_cpu)
+        for name, value in STEP_SETTINGS[kind].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         if self.reconstruction_target not in RECONSTRUCTION_TARGETS:

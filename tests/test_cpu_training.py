@@ -29,6 +29,8 @@ def test_step_settings_are_the_devices_unless_set(tmp_path):
     assert (STEP_SETTINGS["gpu"]["padding_bucket"], STEP_SETTINGS["gpu"]["length_groups"]) == (16, 1)
     explicit = ReadConfig(output_dir=str(tmp_path), use_cpu=True, padding_bucket=16, length_groups=1)
     assert (explicit.padding_bucket, explicit.length_groups) == (16, 1)
+    compiled = ReadConfig(output_dir=str(tmp_path), use_cpu=True, compile_towers=True)  # static shapes
+    assert (compiled.padding_bucket, compiled.length_groups) == (16, 1)
 
 
 class ThreadsSeen(TrainerCallback):
