@@ -24,8 +24,8 @@ from transformers.utils import cached_file
 
 SAFETENSORS, SAFETENSORS_INDEX = "model.safetensors", "model.safetensors.index.json"
 PICKLE, PICKLE_INDEX = "pytorch_model.bin", "pytorch_model.bin.index.json"
-# ``from_pretrained``'s hub options; anything else in the caller's kwargs is not a download option.
 _SAFETENSORS_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}
+# ``from_pretrained``'s hub options; anything else in the caller's kwargs is not a download option.
 HUB_OPTIONS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 
 
@@ -35,8 +35,8 @@ def wanted(key: str) -> bool:
 
 
 def _resolve(name_or_path: str, filename: str, hub: dict) -> str | None:
-    return cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False,
-                       _raise_exceptions_for_connection_errors=False, **hub)
+    # A file the repo does not have is None (the next format is tried); an unreachable Hub raises.
+    return cached_file(name_or_path, filename, _raise_exceptions_for_missing_entries=False, **hub)
 
 
 def checkpoint_files(name_or_path: str, hub: dict) -> tuple[str, list[str]]:
