@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 
 import torch
@@ -39,6 +40,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from step_setup import (  # noqa: E402
+    COMPILED,
+    EXTRA_VARIANTS,
     REFERENCE,
     TINY,
     VARIANTS,
@@ -50,6 +53,7 @@ from step_setup import (  # noqa: E402
     to_device,
 )
 
+from read_trainer.device_settings import cpu_training  # noqa: E402
 from read_trainer.op_count import OpCounter, shape_signature  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense
@@ -62,10 +66,14 @@ def _sync(device):
 
 
 def count_flops(step, batch, scale: Scale) -> float:
-    """Model FLOPs of one step: counted without checkpointing (no recomputation)."""
+    """Model FLOPs of one step: counted without checkpointing (no recomputation).
+
+    Eager even for a compiled variant: the counter is a dispatch mode, which a fullgraph
+    compiled call refuses to run under, and model FLOPs do not depend on compilation.
+    """
     if scale.checkpointing:
         step.set_checkpointing(False)
-    with FlopCounterMode(display=False) as counter:
+    with torch.compiler.set_stance("force_eager"), FlopCounterMode(display=False) as counter:
         step(batch)
     if scale.checkpointing:
         step.set_checkpointing(True)
@@ -85,13 +93,29 @@ def _proc_status_mb(key: str) -> float:
     raise RuntimeError(f"no {key} in /proc/self/status")
 
 
+@contextmanager
+def training_settings(device):
+    """On a CPU, what CPU training runs under (denormals flushed), at the threads already set."""
+    if device.type != "cpu":
+        yield
+        return
+    with cpu_training(torch.get_num_threads()):
+        yield
+
+
 def _variant_child(name: str, scale_dict: dict, device_name: str, warmup: int, steps: int, memory: bool,
                    queue) -> None:
+    with training_settings(torch.device(device_name)):
+        _time_variant(name, scale_dict, device_name, warmup, steps, memory, queue)
+
+
+def _time_variant(name: str, scale_dict: dict, device_name: str, warmup: int, steps: int, memory: bool,
+                  queue) -> None:
     """Build one variant in a fresh process; time its steady-state steps, peak memory and FLOPs."""
     scale, device = Scale(**scale_dict), torch.device(device_name)
     baseline = _proc_status_mb("VmRSS")
     clip, t5 = build_models(scale)
-    batches = [to_device(make_batches(scale, seed)[batch_kind(name)], device) for seed in range(DISTINCT_BATCHES)]
+    batches = [to_device(make_batches(scale, seed)[batch_kind(name, device)], device) for seed in range(DISTINCT_BATCHES)]
     with tempfile.TemporaryDirectory() as workdir:
         step = build_variant(name, scale, clip, t5, device, workdir)
         del clip, t5  # the variant holds its own copies; the originals would inflate the RSS
@@ -146,13 +170,20 @@ def measure(scale: Scale, device, warmup: int, steps: int, memory: bool, variant
 
 
 def _count_child(name: str, scale_dict: dict, device_name: str, steps: int, queue) -> None:
+    with training_settings(torch.device(device_name)):
+        _count_variant(name, scale_dict, device_name, steps, queue)
+
+
+def _count_variant(name: str, scale_dict: dict, device_name: str, steps: int, queue) -> None:
     scale, device = Scale(**scale_dict), torch.device(device_name)
     clip, t5 = build_models(scale)
-    batches = [to_device(make_batches(scale, seed)[batch_kind(name)], device) for seed in range(DISTINCT_BATCHES)]
+    batches = [to_device(make_batches(scale, seed)[batch_kind(name, device)], device) for seed in range(DISTINCT_BATCHES)]
     with tempfile.TemporaryDirectory() as workdir:
         step = build_variant(name, scale, clip, t5, device, workdir)
         step.forward_backward(batches[-1])  # lazy initialisation outside the count
-        with OpCounter() as counter:
+        # The counter is a dispatch mode, under which a fullgraph compiled call refuses to run:
+        # a compiled variant is counted as its eager step (the ops it compiles).
+        with torch.compiler.set_stance("force_eager"), OpCounter() as counter:
             for i in range(steps):
                 step.forward_backward(batches[i % len(batches)])
     signatures = {shape_signature(batch) for batch in batches}  # over the 20 batches, whatever ``steps``
@@ -169,6 +200,7 @@ def count_ops(scale: Scale, device, variants, steps: int, command: str) -> dict:
              "| variant | aten ops/step | non-view ops/step | host syncs/step | distinct shapes |",
              "|---|---|---|---|---|"]
     for name, r in results.items():
+        name += " (eager)" if name in COMPILED else ""
         lines.append(f"| {name} | {r['aten_ops']:,.0f} | {r['non_view_ops']:,.0f} | {r['host_syncs']:.1f} | "
                      f"{r['shape_signatures']} |")
     print("\n".join(lines))
@@ -188,7 +220,7 @@ def profile_steps(scale: Scale, device, workdir: str, variants, out_dir: str, ro
     os.makedirs(out_dir, exist_ok=True)
     batches = make_batches(scale, seed=0)
     for name in variants:
-        batch = to_device(batches[batch_kind(name)], device)
+        batch = to_device(batches[batch_kind(name, device)], device)
         steps[name](batch)  # warm-up: allocator, kernel selection
         _sync(device)
         with profile(activities=activities, record_shapes=False) as prof:
@@ -212,13 +244,12 @@ def count_flops_only(scale: Scale, device, variants, command: str) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
         for name in variants:
             step = build_variant(name, scale, clip, t5, device, workdir)
-            flops[name] = count_flops(step, to_device(batches[batch_kind(name)], device), scale) / scale.batch_size
+            flops[name] = count_flops(step, to_device(batches[batch_kind(name, device)], device), scale) / scale.batch_size
             del step
     lines = [f"command: {command}", f"scale: {scale.name}, batch {scale.batch_size}: model GFLOP per sample "
              "(one step, no recomputation)"]
     lines += [f"  {name}: {value / 1e9:.2f}" for name, value in flops.items()]
-    lines += [f"FLOP ratio (b)/(a): {flops['read'] / flops['negclip']:.2f}x;  "
-              f"(c)/(b): {flops['reference'] / flops['read']:.2f}x"]
+    lines += [f"FLOP ratio {a}/{b}: {flops[a] / flops[b]:.2f}x" for a, b in ratio_pairs(flops)]
     print("\n".join(lines))
     return {"scale": asdict(scale), "flops_per_sample": flops}
 
@@ -228,6 +259,13 @@ def peak_tflops(device) -> float | None:
         return None
     name = torch.cuda.get_device_name(device)
     return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def ratio_pairs(names) -> list[tuple[str, str]]:
+    """The ratios worth reporting among the variants present: reference/read, read/negclip, extras/read."""
+    pairs = [("reference", "read"), ("read", "negclip")] + [(n, "read") for n in names if n not in VARIANTS]
+    pairs += [(n, "negclip") for n in names if n not in VARIANTS]
+    return [(a, b) for a, b in pairs if a in names and b in names]
 
 
 def report(scale: Scale, device, results: dict, command: str) -> str:
@@ -261,14 +299,11 @@ def report(scale: Scale, device, results: dict, command: str) -> str:
         else:
             cells += [f"{r['peak_rss_mb']:.0f} [{r['rss_before_mb']:.0f}]"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "time ratios (steady-state medians):",
-              f"  (c)/(b) reference/read: {ratio('reference', 'read')}",
-              f"  (b)/(a) read/negclip:   {ratio('read', 'negclip')}"]
-    lines += [f"  {name}/read: {ratio(name, 'read')}" for name in results if name not in VARIANTS]
+    lines += ["", "time ratios (steady-state medians):"]
+    lines += [f"  {a}/{b}: {ratio(a, b)}" for a, b in ratio_pairs(results)]
     if all("flops_per_step" in r for r in results.values()):
         flops = {n: r["flops_per_step"] for n, r in results.items()}
-        lines.append(f"FLOP ratio (b)/(a): {flops['read'] / flops['negclip']:.2f}x;  (c)/(b): "
-                     f"{flops['reference'] / flops['read']:.2f}x")
+        lines += [f"FLOP ratio {a}/{b}: {flops[a] / flops[b]:.2f}x" for a, b in ratio_pairs(flops)]
     return "\n".join(lines)
 
 
@@ -291,10 +326,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int,
                         help="torch CPU threads (on a shared CPU, 1 avoids threads stalling on a descheduled peer)")
+    parser.add_argument("--with-static", action="store_true",
+                        help="add (b') read-static: the GPU's step settings (16-token buckets, one pass)")
     parser.add_argument("--with-grouped", action="store_true",
-                        help="add (b') the previous READ step: dynamic padding, 4 length groups, stock decoder")
-    parser.add_argument("--with-compile", action="store_true", help="add (b') our READ step under torch.compile")
-    parser.add_argument("--variants", help="comma-separated subset of the variants to run")
+                        help="add (b') read-grouped: the CPU's step settings (padding to the longest row, 4 groups)")
+    parser.add_argument("--with-compile", action="store_true",
+                        help="add (b') read-compiled: read-static under torch.compile")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile backend of read-compiled ('eager' checks the code path without codegen)")
+    parser.add_argument("--variants",
+                        help=f"comma-separated variants to run, any of {', '.join(VARIANTS + EXTRA_VARIANTS)}")
     parser.add_argument("--count-ops", action="store_true",
                         help="count aten ops, non-view ops, host syncs and distinct shapes over 20 steps per variant")
     parser.add_argument("--count-steps", type=int, default=DISTINCT_BATCHES,
@@ -327,18 +368,24 @@ def main(argv=None) -> dict:
         raise SystemExit("--steps must be >= 10 and --warmup >= 5 (steady state)")
     command = "python benchmarks/bench_step.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
-    variants = list(VARIANTS) + ["read-grouped"] * args.with_grouped + ["read-compiled"] * args.with_compile
+    scale = replace(scale, compile_backend=args.compile_backend)
+    variants = (list(VARIANTS) + ["read-static"] * args.with_static + ["read-grouped"] * args.with_grouped
+                + ["read-compiled"] * args.with_compile)
     if args.variants:
-        variants = [v.strip() for v in args.variants.split(",")]
+        variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS + EXTRA_VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS + EXTRA_VARIANTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the children
     if args.count_ops:
         result = count_ops(scale, device, variants, args.count_steps, command)
     elif args.flops_only:
-        result = count_flops_only(scale, device, variants, command)
+        with training_settings(device):
+            result = count_flops_only(scale, device, variants, command)
     elif args.profile:
-        with tempfile.TemporaryDirectory() as workdir:
+        with tempfile.TemporaryDirectory() as workdir, training_settings(device):
             profile_steps(scale, device, workdir, variants, args.profile)
         return {}
     else:

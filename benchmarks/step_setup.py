@@ -3,22 +3,31 @@
 Variants (each trains the same CLIP: same initial weights, same AdamW, same clipping):
 
   (a) negclip       NegCLIP only (our trainer with λ_rec = λ_align = 0): one image pass, one
-                    text pass over anchors | negatives, one backward.
-  (b) read          our READ step as it trains: ``ReadTrainer.compute_loss`` on ``ReadModel``
-                    with the collator's static bucketed widths (texts and T5 targets padded to
-                    one multiple of 16), no padding mask, the lean frozen decoder (bf16 under
-                    bf16), one ``lm_head`` pass over the padded targets, one backward.
+                    text pass over anchors | negatives, one backward; the device's default
+                    step settings (as (b)).
+  (b) read          our READ step as it trains on this device: ``ReadTrainer.compute_loss`` on
+                    ``ReadModel`` with the step settings ``ReadConfig`` picks for the device
+                    (``read_trainer.device_settings``): on a GPU the collator's static bucketed
+                    widths (texts and T5 targets padded to one multiple of 16) and one pass
+                    each; on the CPU each batch padded to its longest row and re-cut into 4
+                    length groups. No padding mask, the lean frozen decoder (bf16 under bf16),
+                    one backward.
   (c) reference     the reference implementation's step pattern, rebuilt: every CLIP text and
                     T5 label padded to 77; the full T5 model (encoder too) in memory, fp32
                     weights, run under autocast; pass 1 = images + anchors|negatives,
                     L_con + λ_rec·L_rec, backward; pass 2 = anchors encoded *again* with the
                     paraphrases, outside autocast, λ_align·L_align, second backward;
                     full-vocabulary logits kept in fp32 for a token-accuracy logging metric.
-  (b') read-grouped (``--with-grouped``) the previous READ step: dynamic padding to the
-                    batch's longest row, 4 length groups cut on the device, the stock T5
-                    decoder stack, vocabulary logits at label positions only.
-  (b') read-compiled (``--with-compile``) (b) with the towers and the decoder under
+  (b') read-static  (``--with-static``) (b) with the GPU's settings: bucketed widths, one pass,
+                    one ``lm_head`` pass over the padded targets.
+  (b') read-grouped (``--with-grouped``) (b) with the CPU's settings: padding to the batch's
+                    longest row, 4 length groups cut on the device, vocabulary logits at label
+                    positions only.
+  (b') read-compiled (``--with-compile``) read-static with the towers and the decoder under
                     ``torch.compile`` on the bucketed (static) shapes.
+
+On a CPU every variant runs as CPU training does (``device_settings.cpu_training``: denormal
+floats flushed to zero), with the threads ``bench_step.py --threads`` sets.
 
 Caption lengths follow real COCO captions: the word+punctuation counts of the 4,345
 COCO val2017 captions in SugarCrepe (histogram below); CLIP tokens = count + 2
@@ -39,8 +48,9 @@ from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, T5Config, T5
 from read_trainer import losses
 from read_trainer.config import ReadConfig
 from read_trainer.data.collator import bucket_widths
+from read_trainer.device_settings import STEP_SETTINGS
 from read_trainer.modeling import ReadModel, shift_right
-from read_trainer.trainer import ReadTrainer
+from read_trainer.trainer import ReadTrainer, read_model_inputs
 
 # Word+punctuation counts of COCO val2017 captions (SugarCrepe's 4,345 positives): count -> captions.
 COCO_LENGTHS = {7: 15, 8: 163, 9: 655, 10: 817, 11: 791, 12: 656, 13: 468, 14: 290, 15: 174, 16: 107, 17: 67,
@@ -48,8 +58,10 @@ COCO_LENGTHS = {7: 15, 8: 163, 9: 655, 10: 817, 11: 791, 12: 656, 13: 468, 14: 2
                 42: 1, 48: 1}
 CLIP_BOS, CLIP_EOS = 49406, 49407  # openai/clip-vit-base-patch32's ids (EOT pooling finds the EOS id)
 REFERENCE_PAD = 77
-VARIANTS = ("negclip", "read", "reference")  # optional extras (flags): "read-grouped", "read-compiled"
-BUCKET = 16  # ReadConfig.padding_bucket's default
+VARIANTS = ("negclip", "read", "reference")
+EXTRA_VARIANTS = ("read-static", "read-grouped", "read-compiled")  # added by flags or --variants
+COMPILED = ("read-compiled",)
+BUCKET = STEP_SETTINGS["gpu"]["padding_bucket"]
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense
 
 
@@ -76,6 +88,7 @@ class Scale:
     bf16: bool
     checkpointing: bool
     num_negatives: int = 3
+    compile_backend: str = "inductor"  # of read-compiled ("eager" proves the code path in seconds)
 
 
 # A 2-core CPU config (64×64 images, width 128, 4 layers, batch 128). The T5
@@ -94,9 +107,8 @@ REFERENCE = Scale("reference", image_size=224, patch_size=32, vision_width=768, 
 
 
 # -- models ----------------------------------------------------------------------------------
-def build_models(scale: Scale, seed: int = 0):
-    """(CLIPModel, T5ForConditionalGeneration) with random weights, v1.1 layout (untied head)."""
-    clip_config = CLIPConfig(
+def clip_config(scale: Scale) -> CLIPConfig:
+    return CLIPConfig(
         text_config=dict(hidden_size=scale.text_width, intermediate_size=4 * scale.text_width,
                          num_hidden_layers=scale.text_layers, num_attention_heads=scale.text_heads,
                          max_position_embeddings=77, vocab_size=49408, bos_token_id=CLIP_BOS,
@@ -106,15 +118,25 @@ def build_models(scale: Scale, seed: int = 0):
                            image_size=scale.image_size, patch_size=scale.patch_size),
         projection_dim=scale.projection_dim,
     )
-    t5_config = T5Config(
+
+
+def t5_config(scale: Scale) -> T5Config:
+    """T5 v1.1's layout (gated GELU, untied head) at the scale's sizes."""
+    return T5Config(
         vocab_size=scale.t5_vocab, d_model=scale.t5_d_model, d_ff=scale.t5_d_ff, d_kv=64,
         num_layers=scale.t5_layers, num_decoder_layers=scale.t5_layers, num_heads=scale.t5_heads,
         feed_forward_proj="gated-gelu", dropout_rate=0.1, tie_word_embeddings=False,
         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
     )
+
+
+def build_models(scale: Scale, seed: int = 0, with_t5: bool = True):
+    """(CLIPModel, T5ForConditionalGeneration or None) with random weights, v1.1 layout (untied head)."""
     torch.manual_seed(seed)
-    clip = CLIPModel(clip_config)
-    t5 = T5ForConditionalGeneration(t5_config)
+    clip = CLIPModel(clip_config(scale))
+    if not with_t5:
+        return clip, None
+    t5 = T5ForConditionalGeneration(t5_config(scale))
     # transformers 5 may tie a config-built T5's head to the embedding; v1.1 has its own.
     if t5.lm_head.weight is t5.shared.weight:
         t5.lm_head.weight = torch.nn.Parameter(t5.shared.weight.detach().clone())
@@ -172,17 +194,20 @@ def make_batches(scale: Scale, seed: int) -> dict[str, dict]:
     labels = _t5_labels(t5_len, target_width, scale.t5_vocab, g)
     read = {"pixel_values": pixels, "input_ids": ids, "attention_mask": mask, "num_negatives": k,
             "decoder_labels": labels, "decoder_input_ids": shift_right(labels, 0, 0)}
-    # (b') read-grouped: the same texts, dynamically padded to the batch's longest row.
+    # The same texts, padded to the batch's longest row (the CPU's settings).
     longest = int(all_texts.max())
     grouped = {"pixel_values": pixels, "input_ids": ids[:, :longest], "attention_mask": mask[:, :longest],
                "num_negatives": k, "decoder_labels": labels[:, :int(t5_len.max())]}
+    negclip_longest = {**negclip, "input_ids": negclip["input_ids"][:, :int(negclip_texts.max())],
+                       "attention_mask": negclip["attention_mask"][:, :int(negclip_texts.max())]}
     ids, mask = texts(["anchors", "negatives"], REFERENCE_PAD)
     anchor_ids, anchor_mask = texts(["anchors"], REFERENCE_PAD)
     para_ids, para_mask = texts(["paraphrases"], REFERENCE_PAD)
     reference = {"pixel_values": pixels, "input_ids": ids, "attention_mask": mask,
                  "anchor_ids": anchor_ids, "anchor_mask": anchor_mask, "para_ids": para_ids, "para_mask": para_mask,
                  "labels": _t5_labels(t5_len, REFERENCE_PAD, scale.t5_vocab, g)}
-    return {"negclip": negclip, "read": read, "read-grouped": grouped, "reference": reference}
+    return {"negclip": negclip, "negclip-longest": negclip_longest, "read": read, "read-grouped": grouped,
+            "reference": reference}
 
 
 # -- steps -----------------------------------------------------------------------------------
@@ -199,7 +224,9 @@ class OurStep:
             output_dir=workdir, report_to="none", use_cpu=device.type == "cpu", bf16=scale.bf16,
             reconstruction_weight=0.1 if with_read_losses else 0.0,
             alignment_weight=0.5 if with_read_losses else 0.0, num_hard_negatives=scale.num_negatives,
+            length_groups=length_groups,
         )
+        self.scale = scale
         clip = copy.deepcopy(clip)
         if with_read_losses:
             dtype = torch.bfloat16 if scale.bf16 else torch.float32  # decoder_dtype="auto"
@@ -215,8 +242,7 @@ class OurStep:
                                    data_collator=lambda rows: rows)
         self.model = self.trainer.accelerator.prepare_model(self.trainer.model)
         self.model.train()
-        if compile:  # the towers and the lean decoder, fullgraph, one graph per bucket
-            self.trainer.model.compile_towers()
+        self.compile_pending = compile  # at the first batch: compile_towers wants one eager forward first
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=1e-5, weight_decay=0.1)
 
@@ -228,6 +254,11 @@ class OurStep:
             clip.activation_checkpointing_disable()
 
     def forward_backward(self, batch: dict) -> torch.Tensor:
+        if self.compile_pending:  # the towers and the lean decoder, fullgraph, one graph per bucket
+            example = read_model_inputs(dict(batch), self.trainer.args)
+            with self.trainer.compute_loss_context_manager():
+                self.trainer.model.compile_towers(example_batch=example, backend=self.scale.compile_backend)
+            self.compile_pending = False
         with self.trainer.compute_loss_context_manager():
             loss = self.trainer.compute_loss(self.model, dict(batch))
         self.trainer.accelerator.backward(loss)
@@ -297,17 +328,33 @@ class ReferenceStep:
         return first.detach()
 
 
+def variant_settings(name: str, device) -> dict:
+    """The ``padding_bucket`` / ``length_groups`` a variant runs with on ``device``."""
+    if name in ("read-static", "read-compiled"):
+        return STEP_SETTINGS["gpu"]
+    if name == "read-grouped":
+        return STEP_SETTINGS["cpu"]
+    return STEP_SETTINGS["cpu" if torch.device(device).type == "cpu" else "gpu"]  # the device's defaults
+
+
 def build_variant(name: str, scale: Scale, clip, t5, device, workdir: str):
     if name == "reference":
         return ReferenceStep(scale, clip, t5, device)
-    grouped = name == "read-grouped"
+    if name not in VARIANTS + EXTRA_VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; the variants are {', '.join(VARIANTS + EXTRA_VARIANTS)}")
     return OurStep(scale, clip, t5, device, with_read_losses=name.startswith("read"),
-                   workdir=os.path.join(workdir, name), length_groups=4 if grouped else 1, lean_decoder=not grouped,
-                   compile=name == "read-compiled")
+                   workdir=os.path.join(workdir, name), length_groups=variant_settings(name, device)["length_groups"],
+                   compile=name in COMPILED)
 
 
-def batch_kind(name: str) -> str:
-    return {"read-compiled": "read"}.get(name, name)
+def batch_kind(name: str, device) -> str:
+    """Which of ``make_batches``' batches a variant trains on (padded as its settings say)."""
+    if name == "reference":
+        return name
+    longest = variant_settings(name, device)["padding_bucket"] == 0
+    if name == "negclip":
+        return "negclip-longest" if longest else "negclip"
+    return "read-grouped" if longest else "read"
 
 
 def to_device(batch: dict, device) -> dict:

@@ -8,15 +8,23 @@ set ``num_hard_negatives`` to 0 as well and it is plain CLIP fine-tuning.
 
 from __future__ import annotations
 
+import logging
+import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from transformers import TrainingArguments
 
+from .device_settings import STEP_SETTINGS, device_kind
 from .preemption import parse_signals
+
+logger = logging.getLogger(__name__)
 
 RECONSTRUCTION_TARGETS = ("random_caption", "anchor")
 PARAPHRASE_SAMPLING = ("caption", "image_pool")
+# transformers 5.x renamed gradient_checkpointing to activation_checkpointing (the old name
+# warns); ReadConfig accepts the new name on every supported version.
+_NEWER_CHECKPOINTING_NAME = "activation_checkpointing" in {f.name for f in fields(TrainingArguments)}
 
 
 def wants_resume(value) -> bool:
@@ -107,21 +115,34 @@ class ReadConfig(TrainingArguments):
             "reconstruction loss by the global token count, so N processes train exactly like one."
         },
     )
-    padding_bucket: int = field(
-        default=16,
+    padding_bucket: int | None = field(
+        default=None,
         metadata={
             "help": "Static shapes: the collator pads texts and decoder targets to widths that are multiples of "
             "this (capped at max_text_length / max_target_length), one bucket per batch for both: the number of "
             "distinct step shapes is at most ceil(max length / padding_bucket) (5 at 77 and 16). 0 pads to the "
-            "batch's longest row (a new shape nearly every step)."
+            "batch's longest row (a new shape nearly every step). Default: chosen by the device, 16 on a GPU "
+            "(few shapes for the allocator and compiled graphs) and 0 on the CPU (fewer padded FLOPs); 16 with "
+            "compile_towers."
         },
     )
-    length_groups: int = field(
-        default=1,
+    length_groups: int | None = field(
+        default=None,
         metadata={
             "help": "1: encode the batch in the collator's shapes. N > 1: re-cut texts and decoder targets on the "
             "device into up to N groups of similar length (exact; fewer FLOPs, but N tower and decoder passes, "
-            "host syncs and new shapes every step). Only where the step is compute-bound: eager CPU training."
+            "host syncs and new shapes every step). Default: chosen by the device, 1 on a GPU and 4 on the CPU, "
+            "where the step is compute-bound (benchmarks/README.md); 1 with compile_towers."
+        },
+    )
+    torch_threads: int = field(
+        default=0,
+        metadata={
+            "help": "torch CPU threads of each training process (torch.set_num_threads, for the run only). "
+            "0: 1 when training on the CPU (on a machine other jobs share, a multi-threaded step waits for its "
+            "slowest thread at every parallel region: one thread measured several times faster there) and "
+            "torch's own default on a GPU. On an idle CPU machine, set it to its core count. Results are "
+            "deterministic for a given count, not across counts."
         },
     )
     lean_decoder: bool = field(
@@ -216,8 +237,22 @@ class ReadConfig(TrainingArguments):
     seed: int = field(default=2025, metadata={"help": "Seed for initialisation and for the collator's sampling."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N optimizer steps."})
 
+    if not _NEWER_CHECKPOINTING_NAME:
+        # Older transformers name it gradient_checkpointing only; the newer name works there too.
+        activation_checkpointing: bool | None = field(
+            default=None, metadata={"help": "Checkpoint CLIP's towers: recompute their activations in the backward "
+                                    "(less memory, about 20%% slower).", "nargs": "?", "const": True})
+
     def __post_init__(self):
+        if not _NEWER_CHECKPOINTING_NAME and self.activation_checkpointing:
+            self.gradient_checkpointing = True
         super().__post_init__()
+        # Step settings by device (read_trainer.device_settings); an explicit value is kept. Compiled
+        # towers need the static shapes whatever the device (one graph per bucket).
+        kind = "gpu" if self.compile_towers else device_kind(self.use_cpu)
+        for name, value in STEP_SETTINGS[kind].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.reconstruction_target not in RECONSTRUCTION_TARGETS:
             raise ValueError(
                 f"reconstruction_target must be one of {RECONSTRUCTION_TARGETS}, got {self.reconstruction_target!r}"
@@ -232,6 +267,15 @@ class ReadConfig(TrainingArguments):
             raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
         if self.lora_towers not in ("text", "vision", "both"):
             raise ValueError(f"lora_towers must be 'text', 'vision' or 'both', got {self.lora_towers!r}")
+        cpus = available_cpus()
+        if self.dataloader_num_workers > cpus:
+            # torch warns about this in every DataLoader it builds, and more worker processes than CPUs
+            # only queue for them.
+            logger.warning("dataloader_num_workers=%d is more than the %d CPU(s) this process may use: using %d",
+                           self.dataloader_num_workers, cpus, cpus)
+            self.dataloader_num_workers = cpus
+        if self.torch_threads < 0:
+            raise ValueError(f"torch_threads must be >= 0 (0 = chosen by the device), got {self.torch_threads}")
         if self.padding_bucket < 0 or self.length_groups < 1:
             raise ValueError(f"padding_bucket must be >= 0 and length_groups >= 1, got {self.padding_bucket} and "
                              f"{self.length_groups}")
@@ -301,6 +345,14 @@ def check_values(config) -> None:
             raise ValueError(f"--{name} must be a finite number >= 0, got {value}")
     if config.max_steps <= 0 and not (math.isfinite(config.num_train_epochs) and config.num_train_epochs > 0):
         raise ValueError(f"--num_train_epochs must be > 0 (or set --max_steps), got {config.num_train_epochs}")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one), as torch's DataLoader counts them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _has_fp16_device() -> bool:

@@ -14,10 +14,14 @@ layer norms) with fewer ops:
   (T5 adds both to every block's scores); q, k and v from one matmul;
 * the gated feed-forward's two input projections as one matmul, and T5 v1.1's tanh GELU
   (``gelu_new``) as the fused ``gelu(approximate="tanh")``, the same formula;
-* dropout as single ``native_dropout`` ops; no transformers mask construction.
+* dropout as single ops (on the CPU drawn as uniforms, cheaper there); no transformers
+  mask construction;
+* with dropout on, the cross-attention's output projection once per row and head, not per
+  query (its dropout acts on whole heads: see ``_memory_attention``).
 
-The fused weights are concatenated once and reused while the frozen weights stay the
-same tensors (see ``_fused_weight``). Dropout stays where T5 has it, at T5's rate, active
+The fused weights are concatenated once, and the stock modules' own weights become views
+of them, so nothing is held twice (see ``_fused_weight``); the state dict, its names and
+values, are unchanged. Dropout stays where T5 has it, at T5's rate, active
 exactly when the decoder module is in train mode (the masks are drawn by other kernels,
 so for one seed they are not bit-identical to the stock stack's). In eval mode the
 outputs equal ``T5Stack.forward`` (eager) to float rounding; tests compare both.
@@ -55,28 +59,61 @@ def causal_position_bias(decoder: nn.Module, length: int, dtype: torch.dtype, de
 
 
 def _fused_weight(linears) -> torch.Tensor:
-    """The linears' weights stacked along the output dim, built once per set of weight tensors.
+    """The linears' weights stacked along the output dim, held once: the linears' weights become views of it.
 
-    The decoder is frozen, so the concatenation is cached on the first linear; it is
-    rebuilt when any weight is replaced, moved, cast or modified in place (its storage,
-    dtype or version counter changes).
+    The decoder is frozen, so on the first call the weights are concatenated and each
+    linear's weight is pointed (``.data``: the same ``Parameter``, same name and state dict
+    entry) at its rows of the concatenation; the originals are freed, so the weights are
+    not held twice. An in-place change of a weight is a change of the fused tensor. It is
+    rebuilt when any weight is no longer its slice (replaced, moved or cast: ``.to()``
+    copies each weight on its own).
     """
     cached = getattr(linears[0], "_read_fused_weight", None)
     if torch.compiler.is_compiling():
-        # Compiled graphs are built after an eager call has filled the cache (see
+        # Compiled graphs are built after an eager call has fused the weights (see
         # ``ReadModel.compile_towers``); the frozen weights are constants to them.
-        return cached[1] if cached is not None else torch.cat([linear.weight for linear in linears])
-    weights = [linear.weight for linear in linears]
-    key = tuple((w.data_ptr(), w.dtype, w.device, w._version) for w in weights)
-    if cached is None or cached[0] != key:
-        with torch.no_grad():
-            cached = (key, torch.cat([w.detach() for w in weights]))
-        linears[0]._read_fused_weight = cached
-    return cached[1]
+        return cached if cached is not None else torch.cat([linear.weight for linear in linears])
+    if cached is not None and _are_slices_of(cached, [linear.weight for linear in linears]):
+        return cached
+    with torch.no_grad():
+        fused = torch.cat([linear.weight.detach() for linear in linears])
+        start = 0
+        for linear in linears:
+            rows = linear.weight.shape[0]
+            linear.weight.data = fused[start:start + rows]
+            start += rows
+    linears[0]._read_fused_weight = fused
+    return fused
+
+
+def _are_slices_of(fused: torch.Tensor, weights) -> bool:
+    """Whether ``weights`` are, in order, consecutive row blocks of ``fused`` (sharing its memory)."""
+    offset = fused.data_ptr()
+    for weight in weights:
+        if (weight.data_ptr() != offset or weight.dtype != fused.dtype or weight.device != fused.device
+                or not weight.is_contiguous()):
+            return False
+        offset += weight.numel() * weight.element_size()
+    return offset == fused.data_ptr() + fused.numel() * fused.element_size()
+
+
+def uniform_dropout(device: torch.device) -> bool:
+    """Whether dropout masks are drawn as uniforms (on the CPU) rather than by ``native_dropout``."""
+    return device.type == "cpu"
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    return torch.native_dropout(x, p, True)[0] if training and p > 0 else x
+    """T5's dropout: each element kept with probability 1 - p and scaled by 1 / (1 - p)."""
+    if not training or p <= 0:
+        return x
+    if uniform_dropout(x.device):
+        # The same distribution, drawn as float32 uniforms (not in x's dtype: a bfloat16
+        # uniform would shift the keep probability): on the CPU this costs ~40% less than
+        # native_dropout's Bernoulli draw, and the decoder's dropout masks are a sixth of
+        # the CPU READ step (benchmarks/README.md).
+        keep = torch.rand(x.shape, device=x.device) >= p
+        return x * (keep * (1.0 / (1.0 - p))).to(x.dtype)
+    return torch.native_dropout(x, p, True)[0]
 
 
 def _self_attention(layer, hidden: torch.Tensor, bias: torch.Tensor, training: bool) -> torch.Tensor:
@@ -98,11 +135,14 @@ def _memory_attention(layer, hidden: torch.Tensor, memory: torch.Tensor, trainin
     value = attention.v(memory)  # (B, 1, heads·d_kv)
     if training and attention.dropout > 0:
         # T5's dropout of the (B, heads, L, 1) attention weights, which are all exactly 1:
-        # a dropped weight zeroes that head's value for that query.
+        # a dropped weight zeroes that head's value for that query. The output is linear in
+        # the kept heads, o(keep ⊙ v) = Σ_h keep_h · o_h(v_h) (o_h: o's columns of head h),
+        # so each head's projected value is computed once per row and mixed per query.
         heads, width = attention.n_heads, attention.key_value_proj_dim
-        keep = _dropout(value.new_ones(batch, length, heads, 1), attention.dropout, True)
-        out = (keep * value.view(batch, 1, heads, width)).reshape(batch, length, heads * width)
-        return hidden + _dropout(attention.o(out), layer.dropout.p, True)
+        keep = _dropout(value.new_ones(batch, length, heads), attention.dropout, True)  # (B, L, heads)
+        o_weight = attention.o.weight.view(-1, heads, width)  # (d_model, heads, d_kv)
+        per_head = torch.einsum("bhw,dhw->bhd", value.view(batch, heads, width), o_weight)  # (B, heads, d_model)
+        return hidden + _dropout(torch.bmm(keep, per_head), layer.dropout.p, True)
     # No dropout: one row per memory token, broadcast over the L queries (exact: 1·v = v).
     return hidden + attention.o(value)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from transformers import CLIPModel, T5ForConditionalGeneration
 from transformers.utils import ModelOutput
 
+from .decoder_weights import load_decoder
 from .lean_decoder import lean_decode, lean_decoder_applies
 from .losses import token_cross_entropy
 
@@ -134,17 +136,13 @@ def load_t5(name_or_path: str, **kwargs) -> T5ForConditionalGeneration:
 
 
 def load_frozen_decoder(name_or_path: str, dtype: torch.dtype | None = None, **hub_kwargs):
-    """Load a T5 checkpoint and keep only ``(decoder stack, lm_head, config)``, frozen.
+    """``(decoder stack, lm_head, config)`` of a T5 checkpoint, frozen.
 
-    The full model is materialised once (that is what ``from_pretrained`` reads) and the
-    encoder is dropped immediately, so it holds no memory during training.
+    Only the decoder's, the shared embedding's and the head's tensors are read from the
+    checkpoint and cast to ``dtype`` (:mod:`read_trainer.decoder_weights`): the encoder is
+    never loaded, so it costs no memory, not even while loading.
     """
-    t5 = load_t5(name_or_path, dtype=dtype, **hub_kwargs)
-    decoder, lm_head, config = t5.decoder, t5.lm_head, t5.config
-    del t5
-    for module in (decoder, lm_head):
-        module.requires_grad_(False)
-    return decoder, lm_head, config
+    return load_decoder(name_or_path, dtype=dtype, **hub_kwargs)
 
 
 class ReadModel(nn.Module):
@@ -229,17 +227,22 @@ class ReadModel(nn.Module):
 
     def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers: int = 1,
                                         offload: bool = False):
-        """Checkpoint CLIP's towers (what `TrainingArguments.gradient_checkpointing` asks for).
+        """Checkpoint CLIP's towers (what `TrainingArguments.activation_checkpointing` asks for).
 
         The frozen decoder needs no checkpointing: it stores activations only for the
         backward into the projection, which is one token wide on the encoder side.
         """
-        self.clip.activation_checkpointing_enable(
-            activation_checkpointing_kwargs=activation_checkpointing_kwargs,
-            every_n_layers=every_n_layers, offload=offload,
-        )
+        if hasattr(self.clip, "activation_checkpointing_enable"):
+            self.clip.activation_checkpointing_enable(
+                activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+                every_n_layers=every_n_layers, offload=offload,
+            )
+        else:  # older transformers: the previous name, without every_n_layers / offload
+            self.clip.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
 
-    gradient_checkpointing_enable = activation_checkpointing_enable
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
+        """The older name, as older transformers' Trainer calls it."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     def compile_towers(self, example_batch: dict | None = None, **compile_kwargs) -> None:
         """``torch.compile`` CLIP's two towers and the lean decoder, for the collator's static shapes.
@@ -378,7 +381,10 @@ class ReadModel(nn.Module):
 
         if self.is_peft:
             raise ValueError("this ReadModel already has adapters")
-        self.clip = get_peft_model(self.clip, peft_config)
+        with warnings.catch_warnings():
+            # peft reads transformers' deprecated `is_gradient_checkpointing`: nothing a user can change.
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+            self.clip = get_peft_model(self.clip, peft_config)
         if self.text_to_decoder is not None:
             self.text_to_decoder.requires_grad_(True)
 

@@ -35,6 +35,7 @@ from .checkpoint import full_tensor as _full  # the trainer's historical private
 from .checkpoint import is_sharded as _is_sharded
 from .chunking import cached_embedding_step
 from .config import ReadConfig
+from .data.collator import WARNINGS_KEY as COLLATOR_WARNINGS
 from .data.collator import ReadCollator
 from .data.loading import default_negative_generator
 from .data.validation import check_dataset
@@ -55,6 +56,7 @@ from .run_record import (
     seal_checkpoint,
     weights_hash,
 )
+from .step_timer import StepTimeEstimate, device_step_settings
 from .stream_resume import StreamResumeMixin
 from .wise import wise_ft
 
@@ -181,6 +183,7 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         callbacks.append(self._preemption)
         if isinstance(data_collator, ReadCollator):
             callbacks.append(_CollatorEpoch(data_collator))
+        callbacks.append(StepTimeEstimate())
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, callbacks=callbacks, **kwargs)
         # Our loss is a mean computed here, not a sum Trainer should normalise.
@@ -195,6 +198,8 @@ class ReadTrainer(StreamResumeMixin, Trainer):
             raise ValueError("embedding_chunk_size is not supported under DeepSpeed; use DDP or FSDP, "
                              "or set embedding_chunk_size 0")
         self._saving_checkpoint = False
+        self._filter_logged_losses: bool | None = None  # set while train() runs (see _loss_filter_on_device)
+        self._logged_sum = None
         # Dataset names for the model card (set by the recipe; hub ids only are linked).
         self.card_datasets: list[str] = []
         self.run_record = run_record
@@ -222,7 +227,8 @@ class ReadTrainer(StreamResumeMixin, Trainer):
                       overwrite=args.overwrite_output_dir)
         self._preemption.install()
         try:
-            result = super().train(resume_from_checkpoint=folder, trial=trial, **kwargs)
+            with device_step_settings(args), self._loss_filter_on_device():
+                result = super().train(resume_from_checkpoint=folder, trial=trial, **kwargs)
         finally:
             self._preemption.uninstall()
         if self._preemption.stopped_at is not None:
@@ -249,15 +255,56 @@ class ReadTrainer(StreamResumeMixin, Trainer):
             self.accelerator.end_training()  # leave the process group before the interpreter exits
         raise Preempted(message)
 
+    @contextmanager
+    def _loss_filter_on_device(self):
+        """Trainer's ``logging_nan_inf_filter`` reads every micro-batch's loss back from the device
+        (two host syncs per step); during training ``training_step`` applies it on the device."""
+        self._filter_logged_losses, self._logged_sum = self.args.logging_nan_inf_filter, None
+        self.args.logging_nan_inf_filter = False
+        try:
+            yield
+        finally:
+            self.args.logging_nan_inf_filter = self._filter_logged_losses
+            self._filter_logged_losses = None
+
+    def _user_loss_filter(self) -> bool:
+        """``logging_nan_inf_filter`` as the user set it, also while training holds Trainer's off."""
+        return self.args.logging_nan_inf_filter if self._filter_logged_losses is None else self._filter_logged_losses
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         row_ids = inputs.pop("row_ids", None)  # for error messages; the model does not take them
+        self._show_collator_warnings(inputs)
         chunk = self.args.embedding_chunk_size
         if chunk and inputs["pixel_values"].shape[0] > chunk:
             loss = self._chunked_training_step(model, inputs)
         else:
             loss = super().training_step(model, inputs, num_items_in_batch)
         self._nonfinite.check_loss(loss, self.state.global_step + 1, self._latest_loss_components, row_ids)
+        if self._filter_logged_losses:
+            loss = self._finite_for_logging(loss)
         return loss
+
+    def _finite_for_logging(self, loss: torch.Tensor) -> torch.Tensor:
+        """What Trainer's ``logging_nan_inf_filter`` adds to the logged loss for this micro-batch.
+
+        A non-finite loss counts as the mean of the losses since the last log (Trainer's rule:
+        the running sum over ``1 + steps since the last log``), picked with ``torch.where`` on
+        the device instead of read back. The update itself is the guard's business
+        (``--nonfinite``). Trainer sums what this returns and resets the sum when it logs.
+        """
+        last_logged = getattr(self, "_globalstep_last_logged", 0)
+        if self._logged_sum is None or self._logged_sum[0] != last_logged:
+            self._logged_sum = (last_logged, torch.zeros((), dtype=torch.float32, device=loss.device))
+        total = self._logged_sum[1]
+        fallback = total / (1 + self.state.global_step - last_logged)
+        loss = torch.where(torch.isfinite(loss), loss, fallback.to(loss.dtype))
+        self._logged_sum = (last_logged, total + loss)
+        return loss
+
+    def _show_collator_warnings(self, inputs: dict) -> None:
+        warnings = inputs.pop(COLLATOR_WARNINGS, None)
+        if warnings and isinstance(self.data_collator, ReadCollator):
+            self.data_collator.show_warnings(warnings)
 
     def _chunked_training_step(self, model, inputs) -> torch.Tensor:
         """``Trainer.training_step`` with the batch trained in chunks (``embedding_chunk_size``).
@@ -321,6 +368,7 @@ class ReadTrainer(StreamResumeMixin, Trainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs.pop("row_ids", None)
+        self._show_collator_warnings(inputs)
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             loss = self.compute_loss(model, inputs)
@@ -341,8 +389,13 @@ class ReadTrainer(StreamResumeMixin, Trainer):
                 collator.epoch = epoch
 
     def evaluate(self, *args, **kwargs):
-        with self._fixed_eval_sampling():
-            return super().evaluate(*args, **kwargs)
+        # Trainer's filter of non-finite eval losses as the user set it (training turns it off, see train()).
+        filtering, self.args.logging_nan_inf_filter = self.args.logging_nan_inf_filter, self._user_loss_filter()
+        try:
+            with self._fixed_eval_sampling():
+                return super().evaluate(*args, **kwargs)
+        finally:
+            self.args.logging_nan_inf_filter = filtering
 
     # -- logging -------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -411,7 +464,10 @@ class ReadTrainer(StreamResumeMixin, Trainer):
         # paths reduced to their last component (they would leak the machine's layout), and
         # which model settings were local folders. Their full paths stay in a file that is
         # never uploaded, so this machine can still load the base (``hub.base_model_of``).
-        published, local = publishable_settings(json.loads(self.args.to_json_string()))
+        settings = json.loads(self.args.to_json_string())
+        # As the user set it (training applies it on the device and turns Trainer's own check off).
+        settings["logging_nan_inf_filter"] = self._user_loss_filter()
+        published, local = publishable_settings(settings)
         with open(os.path.join(output_dir, TRAINING_ARGS_NAME), "w", encoding="utf-8") as f:
             json.dump(published, f, indent=2, sort_keys=True)
         with open(os.path.join(output_dir, LOCAL_PATHS_NAME), "w", encoding="utf-8") as f:

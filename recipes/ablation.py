@@ -154,6 +154,7 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
     # A copy with attributes set, not dataclasses.replace: that would re-run TrainingArguments'
     # __post_init__ on values it has already normalised.
     run_config = copy.deepcopy(config)
+    run_config.torch_threads = demo.threads  # the trainer sets them for the run
     updates = dict(settings, seed=seed, model_name_or_path=str(prepared.base.clip),
                    decoder_name_or_path=str(prepared.base.t5), output_dir=str(out / "models" / run_name(variant, seed)),
                    disable_tqdm=not demo.progress, overwrite_output_dir=True)  # a run cut short is redone

@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     config.output_dir = str(out / "read-clip")
     config.overwrite_output_dir = True  # each demo run replaces the previous demo's model
     config.disable_tqdm = not demo.progress
+    config.torch_threads = demo.threads  # the trainer sets them for the run
     exported = finetune(world["train"], config)
     watch.stage("READ fine-tuning", began)
 

@@ -32,7 +32,7 @@ def test_reference_hyperparameters():
     assert (config.reconstruction_weight, config.alignment_weight, config.num_hard_negatives) == (0.1, 0.5, 3)
     assert (config.learning_rate, config.weight_decay, config.warmup_steps, config.seed) == (1e-5, 0.1, 50, 2025)
     assert config.lr_scheduler_type.value == "cosine" and config.per_device_train_batch_size == 256
-    assert config.num_train_epochs == 5 and config.bf16 and config.gradient_checkpointing
+    assert config.num_train_epochs == 5 and config.bf16 and config.activation_checkpointing
     assert config.max_text_length == 77 and config.decoder_dropout
 
 

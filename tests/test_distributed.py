@@ -225,12 +225,12 @@ def _uneven_gather(rank: int) -> dict:
 
 def _worker(clip_dir: str, t5_dir: str, out: str) -> None:
     """Entry point of each torchrun process: train on its share, save what it saw."""
-    config = _config((clip_dir, t5_dir), os.path.join(out, "ddp"), PER_PROCESS, gradient_checkpointing=True)
+    config = _config((clip_dir, t5_dir), os.path.join(out, "ddp"), PER_PROCESS, activation_checkpointing=True)
     record = train_and_record(config, _rows())
     off = _config((clip_dir, t5_dir), os.path.join(out, "off"), PER_PROCESS, gather_across_processes=False,
                   max_steps=1)
     record["ungathered"] = train_and_record(off, _rows())["steps"][0]
-    chunked = _config((clip_dir, t5_dir), os.path.join(out, "chunked"), PER_PROCESS, gradient_checkpointing=True,
+    chunked = _config((clip_dir, t5_dir), os.path.join(out, "chunked"), PER_PROCESS, activation_checkpointing=True,
                       embedding_chunk_size=2)
     with _counting_no_sync() as entered:
         record["chunked"] = train_and_record(chunked, _rows())

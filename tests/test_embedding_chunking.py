@@ -24,6 +24,7 @@ from transformers import TrainerCallback, set_seed
 
 from read_trainer.chunking import chunk_inputs
 from read_trainer.config import ReadConfig
+from read_trainer.device_settings import STEP_SETTINGS
 from read_trainer.modeling import ReadModel
 from read_trainer.nonfinite import NonFiniteError
 from read_trainer.op_count import OpCounter
@@ -35,7 +36,8 @@ aten = torch.ops.aten
 
 
 class _DropoutMasks(TorchDispatchMode):
-    """Records every dropout draw (``native_dropout`` masks, SDPA's ``bernoulli_`` noise), or replays given ones."""
+    """Records every dropout draw (``native_dropout`` masks, the CPU dropout's ``rand`` uniforms, SDPA's
+    ``bernoulli_`` noise), or replays given ones."""
 
     def __init__(self, replay: list[torch.Tensor] | None = None):
         super().__init__()
@@ -53,6 +55,14 @@ class _DropoutMasks(TorchDispatchMode):
             out, mask = func(*args, **kwargs)
             self.recorded.append(mask.clone())
             return out, mask
+        if func is aten.rand.default:  # the lean decoder's dropout draws on the CPU
+            if self.replay is not None:
+                noise = self.replay.pop(0)
+                assert tuple(noise.shape) == tuple(args[0]), (noise.shape, args[0])
+                return noise.clone()
+            out = func(*args, **kwargs)
+            self.recorded.append(out.clone())
+            return out
         if func is aten.bernoulli_.float:
             if self.replay is not None:
                 noise = self.replay.pop(0)
@@ -89,6 +99,9 @@ def _config(tiny_models, output_dir, batch_size, **overrides) -> ReadConfig:
         optim="sgd", learning_rate=0.5, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         max_grad_norm=0.0, decoder_dropout=True, logging_steps=1, save_strategy="no", report_to="none",
         use_cpu=True, dataloader_num_workers=0, disable_tqdm=True,
+        # One pass per chunk in the collator's shapes, so each dropout draw of the one-shot step is
+        # the chunks' draws stacked (length groups would cut every chunk differently).
+        **STEP_SETTINGS["gpu"],
     )
     options.update(overrides)
     return ReadConfig(**options)
@@ -212,7 +225,7 @@ def test_bf16_and_gradient_checkpointing_compose(tiny_models, tmp_path):
     """bf16 autocast and checkpointed towers: the chunked step follows the one-shot one (bf16's
     rounding differs with the batch shape, hence the looser tolerance)."""
     rows = make_rows(8, paraphrases=True)
-    base = dict(bf16=True, gradient_checkpointing=True, decoder_dropout=False)
+    base = dict(bf16=True, activation_checkpointing=True, decoder_dropout=False)
     chunked = _train(_config(tiny_models, tmp_path / "c", 8, embedding_chunk_size=4, **base), rows)
     one_shot = _train(_config(tiny_models, tmp_path / "o", 8, **base), rows)
     for key in ("loss", *(f"loss/{n}" for n in COMPONENTS)):

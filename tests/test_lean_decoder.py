@@ -100,3 +100,87 @@ def test_clip_causal_mask_alone_is_exact_for_right_padded_texts(tiny_models):
         alone = torch.cat([clip.text_model(**tokenizer([t], return_tensors="pt")).pooler_output for t in texts])
     torch.testing.assert_close(unmasked, masked, atol=1e-5, rtol=0)
     torch.testing.assert_close(unmasked, alone, atol=1e-5, rtol=0)
+
+
+def _stored_bytes(module) -> int:
+    """Bytes of the distinct storages a module holds, its parameters and the lean decoder's fused
+    weights (a view of a storage counts once)."""
+    tensors = [*module.parameters()] + [m._read_fused_weight for m in module.modules()
+                                        if torch.is_tensor(getattr(m, "_read_fused_weight", None))]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
+
+
+def test_lean_decoder_holds_each_frozen_weight_once(t5, tiny_models):
+    """Fusing q/k/v and the gated input projections frees the originals: the stock modules'
+    weights become views of the fused tensors (no extra memory); names and values are unchanged,
+    and the stock forward still gives the same result."""
+    from read_trainer.modeling import load_frozen_decoder
+
+    decoder = load_frozen_decoder(tiny_models[1])[0].eval()
+    before = {k: v.clone() for k, v in decoder.state_dict().items()}
+    held = _stored_bytes(decoder)
+    ids, _, memory = _inputs(t5, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        lean = lean_decode(decoder, ids, memory)
+    attention = decoder.block[0].layer[0].SelfAttention
+    fused = attention.q._read_fused_weight
+    assert fused.untyped_storage().data_ptr() == attention.v.weight.untyped_storage().data_ptr()
+    assert _stored_bytes(decoder) == held  # the fused tensors replaced the originals
+    after = decoder.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    with torch.no_grad():
+        stock = decoder(input_ids=ids, encoder_hidden_states=memory, use_cache=False).last_hidden_state
+        again = lean_decode(decoder, ids, memory)
+    torch.testing.assert_close(lean, stock, atol=1e-5, rtol=0)
+    assert attention.q._read_fused_weight is fused  # reused, not rebuilt
+    torch.testing.assert_close(again, lean, atol=0, rtol=0)
+    # A cast copies each weight on its own: the next call fuses again, still holding each weight once.
+    decoder.double()
+    with torch.no_grad():
+        doubled = lean_decode(decoder, ids, memory.double())
+    assert _stored_bytes(decoder) == 2 * held
+    torch.testing.assert_close(doubled.float(), lean, atol=1e-5, rtol=0)
+
+
+def test_memory_attention_with_dropout_equals_the_per_query_formula(t5, monkeypatch):
+    """In train mode the closed form mixes each head's projected value per query; with the same
+    dropout masks it equals o(keep ⊙ v) computed per query, as T5's dropped attention weights give."""
+    from read_trainer import lean_decoder
+
+    layer = t5.decoder.block[0].layer[1]
+    attention = layer.EncDecAttention
+    heads, width = attention.n_heads, attention.key_value_proj_dim
+    generator, masks = torch.Generator().manual_seed(4), {}
+
+    def fixed_dropout(x, p, training):  # one fixed mask per shape, shared by both computations
+        if x.shape not in masks:
+            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= 0.5).to(x.dtype) * 2.0
+        return x * masks[x.shape]
+
+    monkeypatch.setattr(lean_decoder, "_dropout", fixed_dropout)
+    batch, length = 3, 5
+    hidden = torch.randn(batch, length, t5.config.d_model, generator=generator)
+    memory = torch.randn(batch, 1, t5.config.d_model, generator=generator)
+    assert attention.dropout > 0
+    with torch.no_grad():
+        got = lean_decoder._memory_attention(layer, hidden, memory, True)
+        keep = masks[(batch, length, heads)]
+        value = attention.v(memory).view(batch, 1, heads, width)
+        per_query = attention.o((keep[..., None] * value).reshape(batch, length, heads * width))
+        expected = hidden + fixed_dropout(per_query, layer.dropout.p, True)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_cpu_dropout_keeps_with_probability_one_minus_p_and_rescales():
+    from read_trainer.lean_decoder import _dropout
+
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.ones(400_000, dtype=dtype)
+        out = _dropout(x, 0.1, True)
+        kept = out != 0
+        assert abs(kept.float().mean().item() - 0.9) < 0.003, dtype  # 0.003 is > 6 standard deviations
+        torch.testing.assert_close(out[kept].float(), torch.full_like(out[kept].float(), 1 / 0.9),
+                                   atol=1e-2 if dtype == torch.bfloat16 else 1e-6, rtol=0)
+    assert _dropout(x, 0.1, False) is x

@@ -44,7 +44,7 @@ def _embeddings(clip, batch):
 @pytest.mark.parametrize("towers", ["text", "both"])
 def test_lora_trains_adapters_only_and_exports_the_merged_plain_model(tiny_models, tmp_path, towers):
     args = _args(tiny_models, tmp_path, use_peft=True, lora_r=4, lora_alpha=8, lora_dropout=0.0,
-                 lora_towers=towers, gradient_checkpointing=True, save_adapter=True)
+                 lora_towers=towers, activation_checkpointing=True, save_adapter=True)
     base = CLIPModel.from_pretrained(tiny_models[0]).state_dict()
     trainer = ReadTrainer(args=args, train_dataset=make_rows(16, paraphrases=True))
     model = trainer.model

@@ -14,9 +14,13 @@ import yaml
 from conftest import CORPUS, make_rows, random_image
 
 from read_trainer.config import ReadConfig
+from read_trainer.device_settings import STEP_SETTINGS
 from read_trainer.modeling import ReadModel, length_groups, row_extents
 from read_trainer.op_count import OpCounter, shape_signature
 from read_trainer.trainer import ReadTrainer
+
+# The static-shape step (buckets, one pass) that training on a GPU runs, checked here on the CPU.
+GPU_STEP = STEP_SETTINGS["gpu"]
 
 
 def _padded(groups) -> int:
@@ -55,9 +59,9 @@ def model64(tiny_models):
     return ReadModel.from_pretrained(clip_dir, t5_dir, decoder_dropout=False).double().train()
 
 
-def _batch(tiny_models, n=6):
+def _batch(tiny_models, n=6, **settings):
     args = ReadConfig(output_dir="unused", model_name_or_path=tiny_models[0], decoder_name_or_path=tiny_models[1],
-                      report_to="none", use_cpu=True)
+                      report_to="none", use_cpu=True, **settings)
     trainer = ReadTrainer(args=args, model=ReadModel.from_config(args))
     return trainer.data_collator(make_rows(n, paraphrases=True))
 
@@ -109,9 +113,10 @@ def _train_one_step(tiny_models, tmp_path, checkpointing: bool):
     clip_dir, t5_dir = tiny_models
     args = ReadConfig(
         output_dir=str(tmp_path / f"ckpt{checkpointing}"), model_name_or_path=clip_dir, decoder_name_or_path=t5_dir,
-        gradient_checkpointing=checkpointing, decoder_dropout=False, max_steps=1, per_device_train_batch_size=4,
+        activation_checkpointing=checkpointing, decoder_dropout=False, max_steps=1, per_device_train_batch_size=4,
         train_sampling_strategy="sequential", optim="sgd", learning_rate=0.5, lr_scheduler_type="constant",
         warmup_steps=0, max_grad_norm=0.0, save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
+        **GPU_STEP,
     )
     trainer = ReadTrainer(args=args, train_dataset=make_rows(4, paraphrases=True))
     model = trainer.model
@@ -130,12 +135,12 @@ def _train_one_step(tiny_models, tmp_path, checkpointing: bool):
 
 
 def test_gradient_checkpointing_in_a_trainer_run(tiny_models, tmp_path):
-    """`gradient_checkpointing=True` reaches CLIP's towers through ReadModel, recomputes them in
+    """`activation_checkpointing=True` reaches CLIP's towers through ReadModel, recomputes them in
     the backward, and leaves the update unchanged; every text is encoded once per forward, the
     decoder runs once, and the vocabulary projection runs once, on the collator's padded targets."""
     b, k = 4, 3
     texts = b * (2 + k)  # anchors | negatives | paraphrases
-    label_width = _batch(tiny_models, b)["decoder_labels"].shape[1]
+    label_width = _batch(tiny_models, b, **GPU_STEP)["decoder_labels"].shape[1]
 
     plain, seen, update = _train_one_step(tiny_models, tmp_path, checkpointing=False)
     assert not plain.clip.text_model.encoder.gradient_checkpointing
@@ -181,7 +186,7 @@ def _reference_recipe(models, tmp_path) -> ReadConfig:
     data_keys = {f.name for f in dataclasses.fields(DataArguments)}  # recipe keys, not ReadConfig fields
     options = {k: v for k, v in options.items() if k not in data_keys}
     options.update(model_name_or_path=models[0], decoder_name_or_path=models[1], output_dir=str(tmp_path / "ref"),
-                   report_to="none", use_cpu=True, dataloader_num_workers=0)
+                   report_to="none", use_cpu=True, dataloader_num_workers=0, **GPU_STEP)
     return ReadConfig(**options)
 
 
@@ -202,11 +207,16 @@ def _random_length_rows(n: int, seed: int) -> list[dict]:
     return rows
 
 
-def test_reference_recipe_step_has_no_host_syncs_and_a_bounded_op_count(reference_depth_models, tmp_path):
-    """Forward + backward of the reference recipe's step (its YAML: bf16 autocast, gradient
-    checkpointing, decoder dropout on, K = 3, both READ losses), eager, on CPU."""
+def test_reference_recipe_step_has_no_host_syncs_and_a_bounded_op_count(reference_depth_models, tmp_path,
+                                                                        monkeypatch):
+    """Forward + backward of the reference recipe's step (its YAML: bf16 autocast, activation
+    checkpointing, decoder dropout on, K = 3, both READ losses), eager, on CPU, as a GPU runs it
+    (static shapes; dropout by native_dropout, not the CPU's uniform draws)."""
+    from read_trainer import lean_decoder
+
+    monkeypatch.setattr(lean_decoder, "uniform_dropout", lambda device: False)
     args = _reference_recipe(reference_depth_models, tmp_path)
-    assert args.bf16 and args.gradient_checkpointing and args.decoder_dropout and args.num_hard_negatives == 3
+    assert args.bf16 and args.activation_checkpointing and args.decoder_dropout and args.num_hard_negatives == 3
     trainer = ReadTrainer(args=args, train_dataset=_random_length_rows(8, 0))
     model = trainer.model.train()
     model.activation_checkpointing_enable()  # what Trainer.train does for gradient_checkpointing=True
@@ -238,7 +248,7 @@ def test_host_syncs_are_counted():
 def test_distinct_step_shapes_over_20_batches_stay_within_the_buckets(tiny_models, tmp_path):
     clip_dir, t5_dir = tiny_models
     args = ReadConfig(output_dir=str(tmp_path / "o"), model_name_or_path=clip_dir, decoder_name_or_path=t5_dir,
-                      report_to="none", use_cpu=True)
+                      report_to="none", use_cpu=True, **GPU_STEP)
     trainer = ReadTrainer(args=args, train_dataset=_random_length_rows(4, 0))
     collator = trainer.data_collator
     signatures, dynamic = set(), set()
@@ -260,7 +270,7 @@ def test_static_step_equals_the_stock_modules_on_unpadded_inputs(tiny_models, tm
     gradient agree within 1e-5 (fp32)."""
     clip_dir, t5_dir = tiny_models
     args = ReadConfig(output_dir=str(tmp_path / "o"), model_name_or_path=clip_dir, decoder_name_or_path=t5_dir,
-                      decoder_dropout=False, report_to="none", use_cpu=True)
+                      decoder_dropout=False, report_to="none", use_cpu=True, **GPU_STEP)
     model = ReadModel.from_config(args).train()
     trainer = ReadTrainer(model=model, args=args, train_dataset=_random_length_rows(4, 0))
     rows = _random_length_rows(6, 7)
@@ -310,7 +320,7 @@ def test_compiled_towers_have_no_graph_breaks_and_one_graph_per_bucket(tiny_mode
     torch._dynamo.reset()
     clip_dir, t5_dir = tiny_models
     args = ReadConfig(output_dir=str(tmp_path / "o"), model_name_or_path=clip_dir, decoder_name_or_path=t5_dir,
-                      decoder_dropout=False, padding_bucket=8, report_to="none", use_cpu=True)
+                      decoder_dropout=False, padding_bucket=8, length_groups=1, report_to="none", use_cpu=True)
     eager = ReadModel.from_config(args).train()
     trainer = ReadTrainer(model=eager, args=args, train_dataset=_random_length_rows(4, 0))
     batches = [trainer.data_collator(_random_length_rows(4, seed)) for seed in (3, 11, 12, 13)]

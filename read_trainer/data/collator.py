@@ -25,6 +25,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from torch.utils.data import get_worker_info
+
 from ..modeling import shift_right
 from .negatives import fill_shortfall, normalize
 
@@ -45,6 +47,9 @@ from .rows import (  # noqa: F401
 )
 
 logger = logging.getLogger(__name__)
+
+# Batch key of the warnings a DataLoader worker's collator raised (see ``ReadCollator.show_warnings``).
+WARNINGS_KEY = "collator_warnings"
 
 
 def bucket_widths(longest_text: int, longest_target: int, bucket: int, max_text: int,
@@ -106,6 +111,7 @@ class ReadCollator:
     negatives_column: str = NEGATIVES_COLUMN
     paraphrase_sampling: str = "caption"
     _warned: set = field(default_factory=set, repr=False)
+    _pending_warnings: list = field(default_factory=list, repr=False)
 
     @property
     def columns(self) -> list[str]:
@@ -147,6 +153,11 @@ class ReadCollator:
             # Which rows the batch holds, for error messages (the trainer removes it before the model).
             "row_ids": [row.get("row_id", position) for position, row in enumerate(rows)],
         }
+        if self._pending_warnings:
+            # Collated in a DataLoader worker: the warnings travel with the batch, so the trainer
+            # shows each once per run instead of once per worker.
+            batch[WARNINGS_KEY] = self._pending_warnings
+            self._pending_warnings = []
         if labels is not None:
             labels = self.decoder_tokenizer.pad(labels, padding="max_length", max_length=target_width,
                                                 return_tensors="pt")
@@ -253,6 +264,15 @@ class ReadCollator:
         return rng.choice(pool) if pool else captions[anchor_index]
 
     def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        if get_worker_info() is not None:
+            self._pending_warnings.append((key, message))
+        else:
             logger.warning(message)
+
+    def show_warnings(self, warnings: list[tuple[str, str]]) -> None:
+        """Log warnings a DataLoader worker's copy of this collator attached to a batch, each once per run."""
+        for key, message in warnings:
+            self._warn_once(key, message)

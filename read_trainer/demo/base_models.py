@@ -216,6 +216,8 @@ def pretrain_clip(train: datasets.Dataset, corpus: list[str], folder: str | os.P
             weight_decay=training.weight_decay, lr_scheduler_type="cosine", seed=training.seed,
             logging_steps=max(1, training.steps // 10), save_strategy="no", report_to="none",
             use_cpu=True, dataloader_num_workers=0, disable_tqdm=not progress,
+            # The step settings the shipped checkpoints were built with, so a rebuild stays byte-identical.
+            padding_bucket=16, length_groups=1, torch_threads=BUILD_THREADS,
         )
         dataset = to_read_schema(train.select_columns(["image", "captions"]), DataArguments())
         trainer = ReadTrainer(args=args, train_dataset=dataset)
