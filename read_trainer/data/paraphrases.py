@@ -178,13 +178,19 @@ def attach_paraphrases(dataset: datasets.Dataset, table: dict[str, list[str]], s
                                  for c in ([caps] if isinstance(caps, str) or caps is None else caps)]
                                 for caps in batch["captions"]]}
 
+    return _attach(dataset, _lookup, source, require_match, "caption of the dataset (keys are caption texts)", "rows")
+
+
+def _attach(dataset: datasets.Dataset, lookup, source: str, require_match: bool, no_match: str,
+            unit: str) -> datasets.Dataset:
+    """Replace ``dataset``'s ``paraphrases`` column with ``lookup``'s; an error when it matches nothing."""
     if "paraphrases" in dataset.column_names:
         dataset = dataset.remove_columns("paraphrases")
-    dataset = dataset.map(_lookup, batched=True, desc="attaching paraphrases")
-    covered = sum(any(lists) for lists in dataset["paraphrases"])
+    dataset = dataset.map(lookup, batched=True, desc="attaching paraphrases")
+    covered = sum(any(p) for p in dataset["paraphrases"])  # a row with any paraphrase (per caption or flat)
     if require_match and covered == 0:
-        raise ValueError(f"paraphrase_file {source!r} matches no caption of the dataset (keys are caption texts)")
-    logger.info("paraphrases from %s cover %d of %d rows", source, covered, len(dataset))
+        raise ValueError(f"paraphrase_file {source!r} matches no {no_match}")
+    logger.info("paraphrases from %s cover %d of %d %s", source, covered, len(dataset), unit)
     return dataset
 
 
@@ -243,14 +249,8 @@ def attach_image_paraphrases(dataset: datasets.Dataset, table: dict[str, list[st
     def _lookup(batch):
         return {"paraphrases": [table.get(str(k).strip(), []) for k in batch[key_column]]}
 
-    if "paraphrases" in dataset.column_names:
-        dataset = dataset.remove_columns("paraphrases")
-    dataset = dataset.map(_lookup, batched=True, desc="attaching image paraphrases")
-    covered = sum(bool(p) for p in dataset["paraphrases"])
-    if require_match and covered == 0:
-        raise ValueError(f"paraphrase_file {source!r} matches no row of the dataset (keys are {key_column!r} values)")
-    logger.info("paraphrases from %s cover %d of %d images", source, covered, len(dataset))
-    return dataset
+    return _attach(dataset, _lookup, source, require_match,
+                   f"row of the dataset (keys are {key_column!r} values)", "images")
 
 
 def paraphrase_provenance(generator: str, revision: str | None, template: str, chat: bool, **settings) -> dict:
