@@ -38,8 +38,11 @@ class HubFile:
 
     @property
     def page(self) -> str:
+        """The repository's web page on the Hub in use (``HF_ENDPOINT`` names a mirror), for messages."""
+        from huggingface_hub import constants
+
         prefix = "" if self.repo_type == "model" else f"{self.repo_type}s/"
-        return f"https://huggingface.co/{prefix}{self.repo_id}"
+        return f"{constants.ENDPOINT}/{prefix}{self.repo_id}"
 
 
 @dataclass(frozen=True)
