@@ -15,11 +15,17 @@ base                                (no fine-tuning)
 CLIP fine-tuning                    0     0             0
 CLIP + reconstruction               0     yaml's        0
 CLIP + reconstruction λ=1           0     1             0
+CLIP + reconstruction of the        0     yaml's        0             target: the anchor
+anchor
+CLIP + reconstruction of the        0     1             0             target: the anchor
+anchor λ=1
 NegCLIP                             yaml  0             0
 +reconstruction                     yaml  yaml's        0
 +reconstruction λ=0.3               yaml  0.3           0
 +reconstruction λ=1                 yaml  1             0
 +reconstruction of the anchor       yaml  yaml's        0             target: the anchor
++reconstruction of the anchor λ=0.3 yaml  0.3           0             target: the anchor
++reconstruction of the anchor λ=1   yaml  1             0             target: the anchor
 +alignment                          yaml  0             yaml's
 READ                                yaml  yaml's        yaml's
 READ, reference alignment           yaml  yaml's        yaml's        paraphrase -> in-batch
@@ -71,12 +77,20 @@ VARIANT_SETTINGS: dict[str, dict] = {
     "CLIP fine-tuning": dict(num_hard_negatives=0, reconstruction_weight=0.0, alignment_weight=0.0),
     "CLIP + reconstruction": dict(num_hard_negatives=0, reconstruction_weight=YAML, alignment_weight=0.0),
     "CLIP + reconstruction λ=1": dict(num_hard_negatives=0, reconstruction_weight=1.0, alignment_weight=0.0),
+    "CLIP + reconstruction of the anchor": dict(num_hard_negatives=0, reconstruction_weight=YAML,
+                                                alignment_weight=0.0, reconstruction_target="anchor"),
+    "CLIP + reconstruction of the anchor λ=1": dict(num_hard_negatives=0, reconstruction_weight=1.0,
+                                                    alignment_weight=0.0, reconstruction_target="anchor"),
     "NegCLIP": dict(reconstruction_weight=0.0, alignment_weight=0.0),
     "+reconstruction": dict(reconstruction_weight=YAML, alignment_weight=0.0),
     "+reconstruction λ=0.3": dict(reconstruction_weight=0.3, alignment_weight=0.0),
     "+reconstruction λ=1": dict(reconstruction_weight=1.0, alignment_weight=0.0),
     "+reconstruction of the anchor": dict(reconstruction_weight=YAML, alignment_weight=0.0,
                                           reconstruction_target="anchor"),
+    "+reconstruction of the anchor λ=0.3": dict(reconstruction_weight=0.3, alignment_weight=0.0,
+                                                reconstruction_target="anchor"),
+    "+reconstruction of the anchor λ=1": dict(reconstruction_weight=1.0, alignment_weight=0.0,
+                                              reconstruction_target="anchor"),
     "+alignment": dict(reconstruction_weight=0.0, alignment_weight=YAML),
     "READ": dict(reconstruction_weight=YAML, alignment_weight=YAML),
     "READ, reference alignment": dict(reconstruction_weight=YAML, alignment_weight=YAML,
@@ -332,9 +346,13 @@ def compare(summary: dict, better: str, worse: str, cells: tuple[str, ...] | Non
 # What isolates each term: (variant, the variant it adds one thing to).
 COMPARISONS = (
     ("CLIP + reconstruction", "CLIP fine-tuning"), ("CLIP + reconstruction λ=1", "CLIP fine-tuning"),
+    ("CLIP + reconstruction of the anchor", "CLIP fine-tuning"),
+    ("CLIP + reconstruction of the anchor λ=1", "CLIP fine-tuning"),
     ("NegCLIP", "CLIP fine-tuning"), ("+reconstruction", "NegCLIP"), ("+reconstruction λ=0.3", "NegCLIP"),
     ("+reconstruction λ=1", "NegCLIP"), ("+reconstruction of the anchor", "NegCLIP"),
+    ("+reconstruction of the anchor λ=0.3", "NegCLIP"), ("+reconstruction of the anchor λ=1", "NegCLIP"),
     ("+reconstruction of the anchor", "+reconstruction"), ("+alignment", "NegCLIP"), ("READ", "+alignment"),
+    ("READ", "NegCLIP"),
 )
 SWAP_CELLS = ("swap_att", "swap_obj", "macro")
 

@@ -215,7 +215,7 @@ def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     mean, std, n = payload["summary"]["READ"]["test"]["pp_tot"]["macro"]
     assert n == 2 and std >= 0
     # Only the comparisons whose two variants ran, on the swap categories and the macro score.
-    assert set(payload["comparisons"]) == {"NegCLIP vs CLIP fine-tuning"}
+    assert set(payload["comparisons"]) == {"NegCLIP vs CLIP fine-tuning", "READ vs NegCLIP"}
     negclip_gain = payload["comparisons"]["NegCLIP vs CLIP fine-tuning"]
     assert set(negclip_gain) == {f"{s}/{k}/{c}" for s in ("test", "novel") for k in KINDS
                                  for c in ("swap_att", "swap_obj", "macro")}

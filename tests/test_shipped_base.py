@@ -152,3 +152,16 @@ def test_the_shipped_decoder_reads_which_attribute_goes_with_which_object(tmp_pa
     assert gap["items"] >= 50
     assert gap["caption"]["true_memory_lower"] >= 0.9
     assert gap["caption"]["gap_per_token"] > 0.05  # nats per token (the order-blind decoder it replaced: ~1e-4)
+
+
+def test_the_rebuild_recipe_names_the_library_versions_that_differ_from_the_shipped_build():
+    from conftest import load_recipe
+
+    recipe = load_recipe("build_base_checkpoints")
+    assert set(recipe.SHIPPED_WITH) == set(recipe.library_versions()) == {"torch", "transformers"}
+    # The shipped config.json files name the transformers version that wrote them.
+    assert json.loads((SHIPPED_DIR / "t5" / "config.json").read_text())["transformers_version"] == \
+        recipe.SHIPPED_WITH["transformers"]
+    assert recipe.describe_versions({"torch": "2.13.0", "transformers": "5.25.0"},
+                                    {"torch": "2.13.0", "transformers": "5.24.0"}) == \
+        "torch 2.13.0, transformers 5.25.0 (the shipped files: 5.24.0)"
