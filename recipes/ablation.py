@@ -28,6 +28,7 @@ NegCLIP                             yaml  0             0
 +reconstruction of the anchor λ=1   yaml  1             0             target: the anchor
 +alignment                          yaml  0             yaml's
 READ                                yaml  yaml's        yaml's
+READ, reconstruction of the anchor  yaml  yaml's        yaml's        target: the anchor
 READ, reference alignment           yaml  yaml's        yaml's        paraphrase -> in-batch
                                                                       anchors only
 ==================================  ====  ============  ============  ===================
@@ -93,6 +94,8 @@ VARIANT_SETTINGS: dict[str, dict] = {
                                               reconstruction_target="anchor"),
     "+alignment": dict(reconstruction_weight=0.0, alignment_weight=YAML),
     "READ": dict(reconstruction_weight=YAML, alignment_weight=YAML),
+    "READ, reconstruction of the anchor": dict(reconstruction_weight=YAML, alignment_weight=YAML,
+                                               reconstruction_target="anchor"),
     "READ, reference alignment": dict(reconstruction_weight=YAML, alignment_weight=YAML,
                                       alignment_include_negatives=False, alignment_symmetric=False),
 }
@@ -352,7 +355,7 @@ COMPARISONS = (
     ("+reconstruction λ=1", "NegCLIP"), ("+reconstruction of the anchor", "NegCLIP"),
     ("+reconstruction of the anchor λ=0.3", "NegCLIP"), ("+reconstruction of the anchor λ=1", "NegCLIP"),
     ("+reconstruction of the anchor", "+reconstruction"), ("+alignment", "NegCLIP"), ("READ", "+alignment"),
-    ("READ", "NegCLIP"),
+    ("READ, reconstruction of the anchor", "+alignment"), ("READ", "NegCLIP"),
 )
 SWAP_CELLS = ("swap_att", "swap_obj", "macro")
 
