@@ -309,6 +309,19 @@ class ReadModel(nn.Module):
         hidden = self._decode(memory, decoder_input_ids)
         return token_cross_entropy(self.lm_head(hidden), labels)
 
+    @torch.no_grad()
+    def reconstruction_logits(self, anchor_pooled: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(B, L, V) logits of the frozen decoder regenerating ``labels`` from the anchors' pooled states.
+
+        What ``reconstruction_loss`` scores (teacher forcing on ``labels``), per position and
+        without gradients: for probing what the decoder reads from the memory this model
+        builds (``read_trainer.demo.reconstruction_probe.read_memory_losses``).
+        """
+        if self.decoder is None:
+            raise RuntimeError("This ReadModel was built without a decoder (reconstruction_weight=0).")
+        memory = self.text_to_decoder(anchor_pooled).unsqueeze(1).to(self.lm_head.weight.dtype)
+        return self.lm_head(self._decode(memory, self.shift_right(labels)))
+
     def _grouped_reconstruction_loss(self, memory: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         valid = labels != -100
         hidden, targets = [], []

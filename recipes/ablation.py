@@ -15,13 +15,20 @@ base                                (no fine-tuning)
 CLIP fine-tuning                    0     0             0
 CLIP + reconstruction               0     yaml's        0
 CLIP + reconstruction λ=1           0     1             0
+CLIP + reconstruction of the        0     yaml's        0             target: the anchor
+anchor
+CLIP + reconstruction of the        0     1             0             target: the anchor
+anchor λ=1
 NegCLIP                             yaml  0             0
 +reconstruction                     yaml  yaml's        0
 +reconstruction λ=0.3               yaml  0.3           0
 +reconstruction λ=1                 yaml  1             0
 +reconstruction of the anchor       yaml  yaml's        0             target: the anchor
++reconstruction of the anchor λ=0.3 yaml  0.3           0             target: the anchor
++reconstruction of the anchor λ=1   yaml  1             0             target: the anchor
 +alignment                          yaml  0             yaml's
 READ                                yaml  yaml's        yaml's
+READ, reconstruction of the anchor  yaml  yaml's        yaml's        target: the anchor
 READ, reference alignment           yaml  yaml's        yaml's        paraphrase -> in-batch
                                                                       anchors only
 ==================================  ====  ============  ============  ===================
@@ -71,14 +78,24 @@ VARIANT_SETTINGS: dict[str, dict] = {
     "CLIP fine-tuning": dict(num_hard_negatives=0, reconstruction_weight=0.0, alignment_weight=0.0),
     "CLIP + reconstruction": dict(num_hard_negatives=0, reconstruction_weight=YAML, alignment_weight=0.0),
     "CLIP + reconstruction λ=1": dict(num_hard_negatives=0, reconstruction_weight=1.0, alignment_weight=0.0),
+    "CLIP + reconstruction of the anchor": dict(num_hard_negatives=0, reconstruction_weight=YAML,
+                                                alignment_weight=0.0, reconstruction_target="anchor"),
+    "CLIP + reconstruction of the anchor λ=1": dict(num_hard_negatives=0, reconstruction_weight=1.0,
+                                                    alignment_weight=0.0, reconstruction_target="anchor"),
     "NegCLIP": dict(reconstruction_weight=0.0, alignment_weight=0.0),
     "+reconstruction": dict(reconstruction_weight=YAML, alignment_weight=0.0),
     "+reconstruction λ=0.3": dict(reconstruction_weight=0.3, alignment_weight=0.0),
     "+reconstruction λ=1": dict(reconstruction_weight=1.0, alignment_weight=0.0),
     "+reconstruction of the anchor": dict(reconstruction_weight=YAML, alignment_weight=0.0,
                                           reconstruction_target="anchor"),
+    "+reconstruction of the anchor λ=0.3": dict(reconstruction_weight=0.3, alignment_weight=0.0,
+                                                reconstruction_target="anchor"),
+    "+reconstruction of the anchor λ=1": dict(reconstruction_weight=1.0, alignment_weight=0.0,
+                                              reconstruction_target="anchor"),
     "+alignment": dict(reconstruction_weight=0.0, alignment_weight=YAML),
     "READ": dict(reconstruction_weight=YAML, alignment_weight=YAML),
+    "READ, reconstruction of the anchor": dict(reconstruction_weight=YAML, alignment_weight=YAML,
+                                               reconstruction_target="anchor"),
     "READ, reference alignment": dict(reconstruction_weight=YAML, alignment_weight=YAML,
                                       alignment_include_negatives=False, alignment_symmetric=False),
 }
@@ -118,12 +135,18 @@ def run_name(variant: str, seed: int) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", variant).strip("-") + f"-{seed}"
 
 
-def run_key(config: ReadConfig, params: dict, threads: int) -> str:
+def run_key(config: ReadConfig, params: dict, threads: int, base_files: dict[str, str]) -> str:
     """A hash of everything that changes a run's result: the training config, the world, the base models
-    and the torch thread count."""
+    and the torch thread count.
+
+    ``base_files``: the SHA-256 of every file of the base CLIP and T5 (``shipped_base.folder_checksums``).
+    The config names the base models by path only, and a rebuilt base (e.g. another decoder) lives at
+    the same path: without their contents in the key, a saved run of the old base would be reused.
+    """
     keep = {k: v for k, v in config.to_dict().items()
             if k not in ("output_dir", "logging_dir", "disable_tqdm", "run_name", "overwrite_output_dir")}
-    blob = json.dumps({"config": keep, "world": params, "threads": threads}, sort_keys=True, default=str)
+    blob = json.dumps({"config": keep, "world": params, "threads": threads, "base_files": base_files},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -142,6 +165,30 @@ class LossCurve(TrainerCallback):
                                  **{k: v for k, v in logs.items() if k == "loss" or k.startswith("loss/")}})
 
 
+class ReadMemoryProbe(TrainerCallback):
+    """At the end of training, for a model with a decoder: the order test through READ's own memory.
+
+    ``reconstruction_probe.read_memory_order_gap`` on ``split``'s swap items: the fine-tuned
+    text tower's pooled state of the caption and of its swap, through the learned projection,
+    read by the frozen decoder. Measures what the reconstruction term taught, after the last
+    step (no gradients, no random numbers, the model's mode restored), so the run is unchanged.
+    """
+
+    def __init__(self, split, clip_path: str, t5_path: str):
+        self.split, self.clip_path, self.t5_path = split, clip_path, t5_path
+        self.result = None
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if model is None or getattr(model, "decoder", None) is None:
+            return
+        from transformers import AutoTokenizer, CLIPProcessor
+
+        from read_trainer.demo.reconstruction_probe import read_memory_order_gap
+
+        self.result = read_memory_order_gap(model, CLIPProcessor.from_pretrained(self.clip_path).tokenizer,
+                                            AutoTokenizer.from_pretrained(self.t5_path), self.split)
+
+
 def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: int, out: Path, demo,
                 keep_model: bool) -> dict:
     """Fine-tune one (variant, seed) and score it, or load the saved result of an identical run."""
@@ -149,6 +196,7 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
 
     from read_trainer.demo.pipeline import finetune
     from read_trainer.demo.report import accuracy_table, evaluate_clip
+    from read_trainer.demo.shipped_base import folder_checksums
 
     settings = variant_settings(variant, config)
     # A copy with attributes set, not dataclasses.replace: that would re-run TrainingArguments'
@@ -161,17 +209,21 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
     for name, value in updates.items():
         setattr(run_config, name, value)
     # The thread count is part of the key: CPU results are deterministic for a given count, not across counts.
-    saved = out / "runs" / f"{run_name(variant, seed)}-{run_key(run_config, prepared.world_params, demo.threads)}.json"
+    base_files = folder_checksums({"clip": prepared.base.clip, "t5": prepared.base.t5})
+    key = run_key(run_config, prepared.world_params, demo.threads, base_files)
+    saved = out / "runs" / f"{run_name(variant, seed)}-{key}.json"
     if saved.exists():
         print(f"[ablation] {variant} seed {seed}: reusing {saved}", flush=True)
         return json.loads(saved.read_text())
     began = time.perf_counter()
     curve, gradients = LossCurve(), TermGradientCallback(every=GRADIENT_EVERY)
-    exported = finetune(prepared.world["train"], run_config, callbacks=[curve, gradients])
+    memory_probe = ReadMemoryProbe(prepared.world["test"], str(prepared.base.clip), str(prepared.base.t5))
+    exported = finetune(prepared.world["train"], run_config, callbacks=[curve, gradients, memory_probe])
     table = accuracy_table(evaluate_clip(exported, benchmarks, demo.progress, demo.eval_batch_size))
     record = {"variant": variant, "seed": seed, "settings": settings,
               "wall_time_s": round(time.perf_counter() - began, 1), "accuracy": table,
-              "loss_curve": curve.records, "term_gradients": gradients.records}
+              "loss_curve": curve.records, "term_gradients": gradients.records,
+              "read_memory_order_gap": memory_probe.result}
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(record, indent=2))
     if not keep_model:
@@ -298,18 +350,24 @@ def compare(summary: dict, better: str, worse: str, cells: tuple[str, ...] | Non
 # What isolates each term: (variant, the variant it adds one thing to).
 COMPARISONS = (
     ("CLIP + reconstruction", "CLIP fine-tuning"), ("CLIP + reconstruction λ=1", "CLIP fine-tuning"),
+    ("CLIP + reconstruction of the anchor", "CLIP fine-tuning"),
+    ("CLIP + reconstruction of the anchor λ=1", "CLIP fine-tuning"),
     ("NegCLIP", "CLIP fine-tuning"), ("+reconstruction", "NegCLIP"), ("+reconstruction λ=0.3", "NegCLIP"),
     ("+reconstruction λ=1", "NegCLIP"), ("+reconstruction of the anchor", "NegCLIP"),
+    ("+reconstruction of the anchor λ=0.3", "NegCLIP"), ("+reconstruction of the anchor λ=1", "NegCLIP"),
     ("+reconstruction of the anchor", "+reconstruction"), ("+alignment", "NegCLIP"), ("READ", "+alignment"),
+    ("READ, reconstruction of the anchor", "+alignment"), ("READ", "NegCLIP"),
 )
 SWAP_CELLS = ("swap_att", "swap_obj", "macro")
 
 
 def reconstruction_evidence(runs: list[dict]) -> dict:
-    """Per variant with reconstruction: its logged reconstruction loss and the gradient shares, by step.
+    """Per variant with reconstruction: its logged reconstruction loss and the gradient shares, by step,
+    and the order test through its memory after training.
 
     ``{variant: {"reconstruction_loss": {step: [mean, std, n]}, "share/<term>": {step: [...]},
-    "cosine/reconstruction_contrastive": {step: [...]}}}`` over the variant's seeds.
+    "cosine/reconstruction_contrastive": {step: [...]}, "read_memory/<target>": {"true_memory_lower":
+    [...], "gap_per_token": [...], "loss_given_true": [...]}}}`` over the variant's seeds.
     """
     by_variant: dict[str, list[dict]] = {}
     for run in runs:
@@ -327,6 +385,10 @@ def reconstruction_evidence(runs: list[dict]) -> dict:
                 for key, value in point.items():
                     if key.startswith(("share/", "cosine/")):
                         series.setdefault(key, {}).setdefault(point["step"], []).append(value)
+            for target, gap in ((run.get("read_memory_order_gap") or {}).items()):
+                if isinstance(gap, dict):
+                    for key in ("true_memory_lower", "gap_per_token", "loss_given_true"):
+                        series.setdefault(f"read_memory/{target}", {}).setdefault(key, []).append(gap[key])
         evidence[variant] = {key: {step: [*mean_std(values), len(values)] for step, values in sorted(points.items())}
                              for key, points in series.items()}
     return evidence
@@ -484,6 +546,20 @@ def format_evidence(evidence: dict, probe: dict | None) -> str:
         cosine = e.get("cosine/reconstruction_contrastive", {})
         lines.append(f"| {variant} | " + " | ".join(_series_cell(share, s, 100.0, 2) for s in grad_steps)
                      + f" | {_series_cell(cosine, grad_steps[-1], digits=3) if grad_steps else '-'} |")
+    probed = {v: e for v, e in evidence.items() if "read_memory/caption" in e}
+    if probed:
+        lines += ["", "The order test through READ's own memory after fine-tuning (the fine-tuned text tower's "
+                  "pooled state of the caption, or of its swap, through the learned projection; the frozen "
+                  "decoder, dropout off), on the test split's swap items, mean ± std over seeds:", "",
+                  "| variant | caption: loss, true memory | gap per token | true memory lower | "
+                  "paraphrase: gap per token | true memory lower |", "|---|---:|---:|---:|---:|---:|"]
+        for variant, e in probed.items():
+            caption, paraphrase = e["read_memory/caption"], e["read_memory/paraphrase"]
+            lines.append(f"| {variant} | {_series_cell(caption, 'loss_given_true', digits=3)} | "
+                         f"{_series_cell(caption, 'gap_per_token', digits=4)} | "
+                         f"{_series_cell(caption, 'true_memory_lower', 100.0, 1)}% | "
+                         f"{_series_cell(paraphrase, 'gap_per_token', digits=4)} | "
+                         f"{_series_cell(paraphrase, 'true_memory_lower', 100.0, 1)}% |")
     return "\n".join(lines) + "\n"
 
 

@@ -9,9 +9,12 @@ The demo (``recipes/demo.py``) starts from the checkpoints in
 pretraining recipes, torch fixed at ``base_models.BUILD_THREADS`` threads), in a fresh
 folder so nothing cached is reused, then prints, per file, whether its SHA-256 equals the
 shipped ``SHA256SUMS`` line. Exit status 0 when every file matches (or with ``--write``),
-1 otherwise. A mismatch on another CPU type is possible (vectorised float kernels differ
-between instruction sets); on the machine that built the shipped files the rebuild is
-bit for bit.
+1 otherwise. The rebuild is bit for bit on the machine type that built the shipped files
+(vectorised float kernels differ between CPU instruction sets, so another CPU type can train
+other bytes). The torch and transformers versions matter too (transformers writes its
+version into every ``config.json``; a changed kernel or default changes the weights): a
+rebuild prints the versions in use next to :data:`SHIPPED_WITH`, so a mismatch can be told
+from a version change at a glance.
 """
 
 from __future__ import annotations
@@ -27,6 +30,26 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# The library versions that built the shipped checkpoints. After ``--write`` with other versions
+# (it prints them), update this line with the new files.
+SHIPPED_WITH = {"torch": "2.13.0", "transformers": "5.25.0"}
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of the libraries whose kernels and defaults decide the trained bytes."""
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__}
+
+
+def describe_versions(versions: dict[str, str], shipped: dict[str, str]) -> str:
+    """"torch 2.13.0, transformers 5.25.0 (the shipped files: 5.24.0)": the versions, and where they differ."""
+    return ", ".join(f"{name} {version}" + ("" if shipped.get(name, version) == version
+                                             else f" (the shipped files: {shipped[name]})")
+                     for name, version in versions.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                         cache_dir=Path(args.cache) / "world")
     clip_recipe, t5_recipe = pretraining_settings(demo)
     fresh = Path(args.cache) / f"base_rebuild-{uuid.uuid4().hex[:8]}"
+    versions = library_versions()
     print(f"pretraining the base CLIP and T5 with {BUILD_THREADS} torch threads into {fresh}", flush=True)
+    print(f"library versions: {describe_versions(versions, SHIPPED_WITH)}", flush=True)
     base = base_models(world, params, fresh, clip_recipe, t5_recipe, progress=not args.no_progress)
     print(f"built in {time.perf_counter() - wall:.0f}s wall, {time.process_time() - cpu:.0f}s CPU")
 
@@ -69,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(folder, SHIPPED_DIR / kind)
         write_checksums(SHIPPED_DIR)
         print(f"wrote {verify_shipped()} files and SHA256SUMS to {SHIPPED_DIR}")
+        if versions != SHIPPED_WITH:
+            print(f"built with {versions}: set SHIPPED_WITH in {__file__} to that")
         return 0
     return 0 if matches else 1
 

@@ -7,7 +7,7 @@ Steps, each cached or timed:
 
 1. build the synthetic world (``read_trainer.demo.dataset``; cached under ``--cache``);
 2. the base models (``read_trainer.demo.base_models``): a tiny CLIP pretrained with the plain
-   CLIP loss on the world's train split, and a tiny T5 paraphraser, loaded with
+   CLIP loss on the world's train split, and a tiny T5 autoencoder of its texts, loaded with
    ``from_pretrained(path)`` like hub checkpoints. By default the copies shipped in
    ``read_trainer/demo/base_checkpoints/`` (checked against their SHA256SUMS;
    ``recipes/build_base_checkpoints.py`` rebuilds them bit for bit); ``--rebuild_base``, or

@@ -215,7 +215,7 @@ def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     mean, std, n = payload["summary"]["READ"]["test"]["pp_tot"]["macro"]
     assert n == 2 and std >= 0
     # Only the comparisons whose two variants ran, on the swap categories and the macro score.
-    assert set(payload["comparisons"]) == {"NegCLIP vs CLIP fine-tuning"}
+    assert set(payload["comparisons"]) == {"NegCLIP vs CLIP fine-tuning", "READ vs NegCLIP"}
     negclip_gain = payload["comparisons"]["NegCLIP vs CLIP fine-tuning"]
     assert set(negclip_gain) == {f"{s}/{k}/{c}" for s in ("test", "novel") for k in KINDS
                                  for c in ("swap_att", "swap_obj", "macro")}
@@ -226,10 +226,14 @@ def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     assert [p["step"] for p in read_run["term_gradients"]] == [0, 1]
     assert {"loss/reconstruction", "loss/alignment"} <= set(read_run["loss_curve"][0])
     assert set(payload["reconstruction_evidence"]) == {"READ"}  # the only variant that reconstructs
+    # The order test through READ's own memory, after training, only where a decoder was trained against.
+    assert read_run["read_memory_order_gap"]["items"] > 0
+    assert runs[("NegCLIP", 1)]["read_memory_order_gap"] is None
     assert payload["decoder_probe"]["order_gap_test"]["items"] > 0
     text = md.read_text()
     assert "± " in text and "READ vs NegCLIP" in text and "recipes/ablation.py" in text
     assert "What each term adds" in text and "share of the text tower's gradient norm" in text.lower()
+    assert "order test through READ's own memory" in text
     # Notes below the marker survive a rewrite; a second run reuses every finished (variant, seed).
     md.write_text(text + "\n" + ablation.NOTES_MARKER + "\n\nA hand-written finding.\n")
     runs_before = sorted((tmp_path / "abl" / "runs").iterdir())
@@ -237,3 +241,15 @@ def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     assert sorted((tmp_path / "abl" / "runs").iterdir()) == runs_before
     rewritten = md.read_text()
     assert rewritten.count("A hand-written finding.") == 1 and rewritten.count("## Macro accuracy") == 1
+
+
+def test_ablation_runs_are_keyed_by_the_base_models_contents(tmp_path):
+    """A rebuilt base at the same path (e.g. another decoder) must not reuse the old base's saved runs."""
+    from read_trainer.config import ReadConfig
+
+    ablation = load_recipe("ablation")
+    config = ReadConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    params = {"seed": 0, "n_train": 8}
+    old = ablation.run_key(config, params, 1, {"t5/model.safetensors": "aa", "clip/model.safetensors": "cc"})
+    assert old == ablation.run_key(config, params, 1, {"t5/model.safetensors": "aa", "clip/model.safetensors": "cc"})
+    assert old != ablation.run_key(config, params, 1, {"t5/model.safetensors": "bb", "clip/model.safetensors": "cc"})

@@ -93,3 +93,56 @@ def test_a_shared_memory_ignores_the_source(tiny_t5):
     shared = sequence_losses(model, tokenizer, [LEFT, CONE], [RIGHT, RIGHT], memory=memory)
     assert shared[0] == pytest.approx(shared[1])  # same target, same memory: the source no longer matters
     assert own[0] != pytest.approx(own[1])
+
+
+@pytest.fixture(scope="module")
+def tiny_read_model(tiny_models):
+    from transformers import AutoTokenizer, CLIPProcessor
+
+    from read_trainer.modeling import ReadModel
+
+    clip_dir, t5_dir = tiny_models
+    torch.manual_seed(0)
+    model = ReadModel.from_pretrained(clip_dir, t5_dir, decoder_dropout=True)
+    return model, CLIPProcessor.from_pretrained(clip_dir).tokenizer, AutoTokenizer.from_pretrained(t5_dir)
+
+
+def test_read_memory_losses_score_what_the_reconstruction_term_trains(tiny_read_model):
+    from read_trainer.demo.reconstruction_probe import read_memory_losses
+
+    model, clip_tokenizer, t5_tokenizer = tiny_read_model
+    sources, targets = [LEFT, CONE, RIGHT], [RIGHT, LEFT, CONE]
+    model.train()
+    per_row = read_memory_losses(model, clip_tokenizer, t5_tokenizer, sources, targets, batch_size=2)
+    assert model.training  # its mode is given back
+    # The training path, dropout off: each source encoded alone, its token-mean reconstruction loss.
+    model.eval()
+    with torch.no_grad():
+        for source, target, (summed, count) in zip(sources, targets, per_row):
+            ids = clip_tokenizer([source], return_tensors="pt")["input_ids"]
+            labels = torch.tensor([t5_tokenizer(target)["input_ids"]])
+            pooled, _ = model.encode_text(ids)
+            assert count == labels.shape[1]
+            assert summed / count == pytest.approx(float(model.reconstruction_loss(pooled, labels)), rel=1e-5)
+
+
+def test_read_memory_order_gap_compares_the_swap_through_reads_memory(tiny_read_model):
+    from read_trainer.demo.reconstruction_probe import read_memory_order_gap
+
+    model, clip_tokenizer, t5_tokenizer = tiny_read_model
+    swap = "a blue cube to the left of a red sphere"
+    same = {"category": "swap_obj", "caption": LEFT, "caption2": RIGHT, "negative_caption": LEFT}
+    other = {"category": "swap_att", "caption": LEFT, "caption2": RIGHT, "negative_caption": swap}
+    assert read_memory_order_gap(model, clip_tokenizer, t5_tokenizer, {"false_captions": [[same]]})[
+        "caption"]["gap_per_token"] == 0.0  # the same text: the same memory
+    gap = read_memory_order_gap(model, clip_tokenizer, t5_tokenizer, {"false_captions": [[other]]})
+    assert gap["items"] == 1 and gap["caption"]["gap_per_token"] != 0.0  # CLIP's causal tower sees the order
+
+
+def test_a_model_without_a_decoder_has_no_reconstruction_logits(tiny_models):
+    from read_trainer.modeling import ReadModel
+
+    model = ReadModel.from_pretrained(tiny_models[0])
+    with pytest.raises(RuntimeError, match="without a decoder"):
+        model.reconstruction_logits(torch.zeros(1, model.clip.config.text_config.hidden_size),
+                                    torch.zeros(1, 2, dtype=torch.long))

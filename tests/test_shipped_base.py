@@ -136,3 +136,32 @@ def test_a_base_model_build_is_byte_identical_when_repeated(tmp_path):
     assert {"clip/model.safetensors", "t5/spiece.model", "clip/build_params.json"} <= set(sums[0])
     assert json.loads((first.clip / "build_params.json").read_text()) == json.loads(
         json.dumps(build_params("clip", params, clip_recipe), default=str))
+
+
+def test_the_shipped_decoder_reads_which_attribute_goes_with_which_object(tmp_path):
+    """READ's reconstruction can reward binding only if the frozen decoder's loss depends on it:
+    on swap items of a world it never saw, the caption's own memory must beat its swap's."""
+    from transformers import AutoTokenizer
+
+    from read_trainer.demo.reconstruction_probe import order_gap
+    from read_trainer.modeling import load_t5
+
+    world = build_world(seed=1, n_train=2, n_test=60, n_novel=2, image_size=48, cache_dir=tmp_path)
+    t5 = SHIPPED_DIR / "t5"
+    gap = order_gap(load_t5(t5), AutoTokenizer.from_pretrained(t5), world["test"])
+    assert gap["items"] >= 50
+    assert gap["caption"]["true_memory_lower"] >= 0.9
+    assert gap["caption"]["gap_per_token"] > 0.05  # nats per token (the order-blind decoder it replaced: ~1e-4)
+
+
+def test_the_rebuild_recipe_names_the_library_versions_that_differ_from_the_shipped_build():
+    from conftest import load_recipe
+
+    recipe = load_recipe("build_base_checkpoints")
+    assert set(recipe.SHIPPED_WITH) == set(recipe.library_versions()) == {"torch", "transformers"}
+    # The shipped config.json files name the transformers version that wrote them.
+    assert json.loads((SHIPPED_DIR / "t5" / "config.json").read_text())["transformers_version"] == \
+        recipe.SHIPPED_WITH["transformers"]
+    assert recipe.describe_versions({"torch": "2.13.0", "transformers": "5.25.0"},
+                                    {"torch": "2.13.0", "transformers": "5.24.0"}) == \
+        "torch 2.13.0, transformers 5.25.0 (the shipped files: 5.24.0)"

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import sentencepiece as spm
 import torch
 from safetensors.torch import load_file
@@ -66,3 +67,17 @@ def test_pretraining_the_demo_t5_loads_it_without_a_tying_warning(tmp_path, capl
         pretrain_t5(rows, ["a red cube left of a blue ball", "a blue ball right of a red cube"], tmp_path / "t5",
                     dataclasses.replace(T5Pretraining(), steps=1, warmup_steps=0, batch_size=2), progress=False)
     assert not [r for r in caplog.records if "tie_word_embeddings" in r.getMessage()]
+
+
+def test_t5_pretraining_tasks_pair_each_text_as_documented():
+    import datasets
+
+    from read_trainer.demo.base_models import T5Pretraining, paraphrase_pairs, pretrain_t5
+
+    rows = datasets.Dataset.from_list([{"captions": ["c1", "c2"], "paraphrases": ["p1", "p2"]}])
+    assert paraphrase_pairs(rows, "auto") == [("c1", "c1"), ("p1", "p1"), ("c2", "c2"), ("p2", "p2")]
+    assert paraphrase_pairs(rows, "para") == [("c1", "p1"), ("p1", "c1"), ("c2", "p2"), ("p2", "c2")]
+    assert sorted(paraphrase_pairs(rows, "mix")) == sorted(paraphrase_pairs(rows, "auto") + paraphrase_pairs(rows, "para"))
+    assert T5Pretraining().task == "auto"  # the demo's decoder is an autoencoder through its one-token memory
+    with pytest.raises(ValueError, match="task must be one of"):
+        pretrain_t5(rows, ["c1"], "unused", T5Pretraining(task="copy"), progress=False)

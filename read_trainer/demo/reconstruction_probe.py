@@ -1,7 +1,7 @@
 """What READ's reconstruction term can ask of a text encoder on the synthetic world.
 
-Three measurements, none of which trains anything (``recipes/probe_reconstruction.py`` runs
-them; ``recipes/ablation.py`` reports them next to its reconstruction variants):
+Measurements that train nothing (``recipes/probe_reconstruction.py`` runs the first three;
+``recipes/ablation.py`` reports all four next to its reconstruction variants):
 
 1. **What a target says that its anchor does not** (``unstated_share``). For each
    reconstruction target (``random_caption``: uniform over the image's captions, anchor
@@ -19,6 +19,9 @@ them; ``recipes/ablation.py`` reports them next to its reconstruction variants):
    and given the swapped caption's memory, and how often the true memory gives the lower
    loss. The two memories hold the same words, so this gap is all the reconstruction loss
    can gain from an encoder that knows which attribute belongs to which object.
+4. **Whether READ's memory carries what the decoder reads** (``read_memory_order_gap``):
+   the same test with the memory READ trains instead of the decoder's own (the fine-tuned
+   CLIP text tower's pooled state through the learned projection), after fine-tuning.
 """
 
 from __future__ import annotations
@@ -128,22 +131,67 @@ def own_memory_losses(model, tokenizer, split, limit: int) -> dict:
     return result
 
 
-def order_gap(model, tokenizer, split) -> dict:
-    """Loss of the caption and of its paraphrase given the true vs the swapped caption's memory."""
-    items = [item for items in split["false_captions"] for item in items
-             if item["category"] in ("swap_att", "swap_obj")]
-    model.eval()
+def swap_items(split) -> list[dict]:
+    """The split's swap_att / swap_obj false-caption items."""
+    return [item for items in split["false_captions"] for item in items if item["category"] in ("swap_att", "swap_obj")]
+
+
+def _order_gap(items: list[dict], losses) -> dict:
+    """``losses(sources, targets)`` -> per-pair (summed loss, tokens); caption and paraphrase targets."""
     result = {"items": len(items)}
     for name, key in (("caption", "caption"), ("paraphrase", "caption2")):
         targets = [item[key] for item in items]
-        true = sequence_losses(model, tokenizer, [item["caption"] for item in items], targets)
-        swapped = sequence_losses(model, tokenizer, [item["negative_caption"] for item in items], targets)
+        true = losses([item["caption"] for item in items], targets)
+        swapped = losses([item["negative_caption"] for item in items], targets)
         result[name] = {
             "loss_given_true": token_mean(true), "loss_given_swapped": token_mean(swapped),
             "gap_per_token": token_mean(swapped) - token_mean(true),
             "true_memory_lower": statistics.fmean(float(t[0] < s[0]) for t, s in zip(true, swapped)),
         }
     return result
+
+
+def order_gap(model, tokenizer, split) -> dict:
+    """Loss of the caption and of its paraphrase given the true vs the swapped caption's memory."""
+    model.eval()
+    return _order_gap(swap_items(split), lambda sources, targets: sequence_losses(model, tokenizer, sources, targets))
+
+
+@torch.no_grad()
+def read_memory_losses(read_model, clip_tokenizer, t5_tokenizer, sources: list[str], targets: list[str],
+                       batch_size: int = 256) -> list[tuple]:
+    """Like :func:`sequence_losses`, with READ's memory of each source instead of the T5 encoder's.
+
+    READ's memory is what its reconstruction term trains: the CLIP text tower's pooled state
+    of the source through the learned projection (``ReadModel.text_to_decoder``), read by the
+    frozen decoder with dropout off. The model's train/eval mode is restored afterwards.
+    """
+    device = next(read_model.parameters()).device
+    was_training = read_model.training
+    read_model.eval()
+    out = []
+    try:
+        for start in range(0, len(sources), batch_size):
+            texts = clip_tokenizer(sources[start:start + batch_size], padding=True, truncation=True, max_length=77,
+                                   return_tensors="pt").to(device)
+            with torch.no_grad():
+                pooled, _ = read_model.encode_text(texts["input_ids"], texts["attention_mask"])
+            labels = t5_tokenizer(targets[start:start + batch_size], padding=True, return_tensors="pt")
+            label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100).to(device)
+            logits = read_model.reconstruction_logits(pooled, label_ids).float()
+            token_loss = F.cross_entropy(logits.transpose(1, 2), label_ids, ignore_index=-100, reduction="none")
+            mask = label_ids != -100
+            out += list(zip((token_loss * mask).sum(1).tolist(), mask.sum(1).tolist()))
+    finally:
+        read_model.train(was_training)
+    return out
+
+
+def read_memory_order_gap(read_model, clip_tokenizer, t5_tokenizer, split) -> dict:
+    """:func:`order_gap` through READ's memory: does the fine-tuned text tower, projected, give the frozen
+    decoder the binding it reads? (The decoder's own memory sets what it can read: ``order_gap``.)"""
+    return _order_gap(swap_items(split), lambda sources, targets: read_memory_losses(
+        read_model, clip_tokenizer, t5_tokenizer, sources, targets))
 
 
 def probe_decoder(decoder: str, world, limit: int = 1000) -> dict:
