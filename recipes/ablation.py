@@ -166,27 +166,45 @@ class LossCurve(TrainerCallback):
 
 
 class ReadMemoryProbe(TrainerCallback):
-    """At the end of training, for a model with a decoder: the order test through READ's own memory.
+    """What the fine-tuning taught the text tower about word order, measured on ``split``'s swap items.
 
-    ``reconstruction_probe.read_memory_order_gap`` on ``split``'s swap items: the fine-tuned
-    text tower's pooled state of the caption and of its swap, through the learned projection,
-    read by the frozen decoder. Measures what the reconstruction term taught, after the last
-    step (no gradients, no random numbers, the model's mode restored), so the run is unchanged.
+    * ``order_separation`` (``reconstruction_probe.order_separation``) before the first step
+      and after the last: how far apart the caption and its swap are in the pooled state, in
+      the contrastive embedding and, with a decoder, in the decoder's memory;
+    * ``result``, for a model with a decoder, after the last step: the order test through
+      READ's own memory (``reconstruction_probe.read_memory_order_gap``: the fine-tuned
+      text tower's pooled state of the caption and of its swap, through the learned
+      projection, read by the frozen decoder).
+
+    No gradients, no random numbers, the model's mode restored, so the run is unchanged.
     """
 
     def __init__(self, split, clip_path: str, t5_path: str):
         self.split, self.clip_path, self.t5_path = split, clip_path, t5_path
-        self.result = None
+        self.result, self.separation = None, {}
+
+    def _tokenizer(self):
+        from transformers import CLIPProcessor
+
+        return CLIPProcessor.from_pretrained(self.clip_path).tokenizer
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        from read_trainer.demo.reconstruction_probe import order_separation
+
+        if model is not None:
+            self.separation["before"] = order_separation(model, self._tokenizer(), self.split)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if model is None or getattr(model, "decoder", None) is None:
+        if model is None:
             return
-        from transformers import AutoTokenizer, CLIPProcessor
+        from transformers import AutoTokenizer
 
-        from read_trainer.demo.reconstruction_probe import read_memory_order_gap
+        from read_trainer.demo.reconstruction_probe import order_separation, read_memory_order_gap
 
-        self.result = read_memory_order_gap(model, CLIPProcessor.from_pretrained(self.clip_path).tokenizer,
-                                            AutoTokenizer.from_pretrained(self.t5_path), self.split)
+        self.separation["after"] = order_separation(model, self._tokenizer(), self.split)
+        if getattr(model, "decoder", None) is not None:
+            self.result = read_memory_order_gap(model, self._tokenizer(), AutoTokenizer.from_pretrained(self.t5_path),
+                                                self.split)
 
 
 def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: int, out: Path, demo,
@@ -223,7 +241,7 @@ def run_variant(prepared, benchmarks, config: ReadConfig, variant: str, seed: in
     record = {"variant": variant, "seed": seed, "settings": settings,
               "wall_time_s": round(time.perf_counter() - began, 1), "accuracy": table,
               "loss_curve": curve.records, "term_gradients": gradients.records,
-              "read_memory_order_gap": memory_probe.result}
+              "read_memory_order_gap": memory_probe.result, "order_separation": memory_probe.separation}
     saved.parent.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(record, indent=2))
     if not keep_model:
@@ -277,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
         watch.stage("decoder probe", began)
     command = "python recipes/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)
     markdown = format_markdown(summary, comparison, config, ablation.seeds, command.strip(), prepared)
-    markdown += format_comparisons(comparisons) + format_evidence(evidence, probe)
+    markdown += format_comparisons(comparisons) + format_evidence(evidence, probe) + format_order_separation(runs)
     md_path = Path(ablation.ablation_md)
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(markdown + kept_notes(md_path), encoding="utf-8")
@@ -560,6 +578,34 @@ def format_evidence(evidence: dict, probe: dict | None) -> str:
                          f"{_series_cell(caption, 'true_memory_lower', 100.0, 1)}% | "
                          f"{_series_cell(paraphrase, 'gap_per_token', digits=4)} | "
                          f"{_series_cell(paraphrase, 'true_memory_lower', 100.0, 1)}% |")
+    return "\n".join(lines) + "\n"
+
+
+SEPARATION_COLUMNS = (("pooled", "before"), ("pooled", "after"), ("contrastive", "before"), ("contrastive", "after"),
+                      ("contrastive_cosine_distance", "after"), ("decoder_memory", "before"),
+                      ("decoder_memory", "after"))
+
+
+def format_order_separation(runs: list[dict]) -> str:
+    """Per variant, mean ± std over seeds: how far apart a caption and its swap are, before and after
+    fine-tuning, in the pooled state, the contrastive embedding and the decoder's memory."""
+    series: dict[str, dict[tuple, list[float]]] = {}
+    for run in runs:
+        for when, values in (run.get("order_separation") or {}).items():
+            for head, value in values.items():
+                series.setdefault(run["variant"], {}).setdefault((head, when), []).append(value)
+    if not series:
+        return ""
+    lines = ["", "How far apart each variant puts a swap item's caption and its swap (test split, "
+             "`reconstruction_probe.order_separation`): mean ‖f(caption) − f(swap)‖ / ‖f(caption)‖ in the text "
+             "tower's pooled state, its contrastive projection and the decoder's memory projection, before the "
+             "first step and after the last; and 1 − cos of the normalised contrastive embeddings after:", "",
+             "| variant | " + " | ".join(f"{head.replace('_', ' ')}, {when}" for head, when in SEPARATION_COLUMNS)
+             + " |", "|---|" + "---:|" * len(SEPARATION_COLUMNS)]
+    for variant, points in series.items():
+        cells = {key: [*mean_std(values), len(values)] for key, values in points.items()}
+        lines.append(f"| {variant} | " + " | ".join(_series_cell(cells, key, digits=4) for key in SEPARATION_COLUMNS)
+                     + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -229,11 +229,16 @@ def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     # The order test through READ's own memory, after training, only where a decoder was trained against.
     assert read_run["read_memory_order_gap"]["items"] > 0
     assert runs[("NegCLIP", 1)]["read_memory_order_gap"] is None
+    # Every run measures how far apart a caption and its swap are, before and after; the decoder's memory
+    # only where there is a decoder.
+    assert set(read_run["order_separation"]) == {"before", "after"}
+    assert "decoder_memory" in read_run["order_separation"]["after"]
+    assert "decoder_memory" not in runs[("NegCLIP", 1)]["order_separation"]["after"]
     assert payload["decoder_probe"]["order_gap_test"]["items"] > 0
     text = md.read_text()
     assert "± " in text and "READ vs NegCLIP" in text and "recipes/ablation.py" in text
     assert "What each term adds" in text and "share of the text tower's gradient norm" in text.lower()
-    assert "order test through READ's own memory" in text
+    assert "order test through READ's own memory" in text and "| contrastive, after |" in text
     # Notes below the marker survive a rewrite; a second run reuses every finished (variant, seed).
     md.write_text(text + "\n" + ablation.NOTES_MARKER + "\n\nA hand-written finding.\n")
     runs_before = sorted((tmp_path / "abl" / "runs").iterdir())

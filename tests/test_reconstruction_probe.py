@@ -146,3 +146,44 @@ def test_a_model_without_a_decoder_has_no_reconstruction_logits(tiny_models):
     with pytest.raises(RuntimeError, match="without a decoder"):
         model.reconstruction_logits(torch.zeros(1, model.clip.config.text_config.hidden_size),
                                     torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_order_separation_measures_each_head_on_the_swap(tiny_read_model):
+    from read_trainer.demo.reconstruction_probe import order_separation
+
+    model, clip_tokenizer, _ = tiny_read_model
+    swap = "a blue cube to the left of a red sphere"
+    same = {"category": "swap_obj", "caption": LEFT, "caption2": RIGHT, "negative_caption": LEFT}
+    other = {"category": "swap_att", "caption": LEFT, "caption2": RIGHT, "negative_caption": swap}
+    unrelated = {"category": "replace_att", "caption": LEFT, "caption2": RIGHT, "negative_caption": CONE}
+    split = {"false_captions": [[same, other, unrelated]]}
+    model.train()
+    result = order_separation(model, clip_tokenizer, split, batch_size=1)
+    assert model.training  # its mode is given back
+    assert result["items"] == 2  # swaps only
+    # Independently: each head on the pooled states, the identical pair counting 0.
+    model.eval()
+    with torch.no_grad():
+        pooled = [model.encode_text(clip_tokenizer([text], return_tensors="pt")["input_ids"])[0] for text in (LEFT, swap)]
+        for name, head in (("pooled", lambda x: x), ("contrastive", model.clip.text_projection),
+                           ("decoder_memory", model.text_to_decoder)):
+            true, swapped = head(pooled[0]), head(pooled[1])
+            expected = float((true - swapped).norm() / true.norm()) / 2
+            assert result[name] == pytest.approx(expected, rel=1e-4) and result[name] > 0
+        true, swapped = model.clip.text_projection(pooled[0]), model.clip.text_projection(pooled[1])
+        cosine = float(torch.nn.functional.cosine_similarity(true, swapped))
+        assert result["contrastive_cosine_distance"] == pytest.approx((1 - cosine) / 2, rel=1e-4, abs=1e-7)
+
+
+def test_order_separation_without_a_decoder_reads_the_contrastive_head(tiny_models):
+    from transformers import CLIPProcessor
+
+    from read_trainer.demo.reconstruction_probe import order_separation
+    from read_trainer.modeling import ReadModel
+
+    model = ReadModel.from_pretrained(tiny_models[0])
+    item = {"category": "swap_att", "caption": LEFT, "caption2": RIGHT,
+            "negative_caption": "a blue cube to the left of a red sphere"}
+    result = order_separation(model, CLIPProcessor.from_pretrained(tiny_models[0]).tokenizer,
+                              {"false_captions": [[item]]})
+    assert "decoder_memory" not in result and result["contrastive"] > 0

@@ -194,6 +194,49 @@ def read_memory_order_gap(read_model, clip_tokenizer, t5_tokenizer, split) -> di
         read_model, clip_tokenizer, t5_tokenizer, sources, targets))
 
 
+@torch.no_grad()
+def order_separation(read_model, clip_tokenizer, split, batch_size: int = 256) -> dict:
+    """How far apart the model puts each swap item's caption and its swap, in each space the
+    text tower feeds, as a relative change ``mean ||f(caption) - f(swap)|| / ||f(caption)||``:
+
+    * ``pooled``: the tower's pooled state itself (what both heads read);
+    * ``contrastive``: the ``text_projection`` of it (before L2-normalising), what the
+      image-text scores read;
+    * ``decoder_memory``: the ``text_to_decoder`` projection of it, what the frozen decoder
+      reads (models with a decoder only).
+
+    Reconstruction's gradient reaches the tower through ``text_to_decoder`` only (the
+    contrastive head's ``text_projection`` gets none from it), so order the term teaches can
+    sit in directions the contrastive head does not read: then ``decoder_memory`` separates
+    while ``contrastive`` does not move. Also ``contrastive_cosine_distance``: mean
+    ``1 - cos`` of the two normalised embeddings, the quantity the scores compare.
+    """
+    items = swap_items(split)
+    device = next(read_model.parameters()).device
+    was_training = read_model.training
+    read_model.eval()
+    heads = {"pooled": lambda pooled: pooled, "contrastive": read_model.clip.text_projection}
+    if getattr(read_model, "text_to_decoder", None) is not None:
+        heads["decoder_memory"] = read_model.text_to_decoder
+    sums = dict.fromkeys(heads, 0.0) | {"contrastive_cosine_distance": 0.0}
+    try:
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            pooled = []
+            for key in ("caption", "negative_caption"):
+                texts = clip_tokenizer([item[key] for item in chunk], padding=True, truncation=True, max_length=77,
+                                       return_tensors="pt").to(device)
+                pooled.append(read_model.encode_text(texts["input_ids"], texts["attention_mask"])[0].float())
+            for name, head in heads.items():
+                true, swapped = head(pooled[0]).float(), head(pooled[1]).float()
+                sums[name] += float(((true - swapped).norm(dim=-1) / true.norm(dim=-1)).sum())
+                if name == "contrastive":
+                    sums["contrastive_cosine_distance"] += float((1 - F.cosine_similarity(true, swapped, dim=-1)).sum())
+    finally:
+        read_model.train(was_training)
+    return {"items": len(items)} | {name: total / max(len(items), 1) for name, total in sums.items()}
+
+
 def probe_decoder(decoder: str, world, limit: int = 1000) -> dict:
     """All three measurements for the T5 checkpoint ``decoder`` on ``world`` (train and test splits).
 
