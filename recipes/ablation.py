@@ -544,6 +544,10 @@ def format_evidence(evidence: dict, probe: dict | None) -> str:
             g = gap[target]
             lines.append(f"| {target} | {g['loss_given_true']:.4f} | {g['loss_given_swapped']:.4f} | "
                          f"{g['gap_per_token']:+.5f} | {100 * g['true_memory_lower']:.1f}% |")
+        if "order_separation_test" in probe:
+            lines += ["", "The decoder's own memories of a caption and of its swap differ by "
+                      f"{100 * probe['order_separation_test']:.1f}% (mean ‖m(caption) − m(swap)‖ / ‖m(caption)‖; "
+                      "compare the decoder-memory column of the order-separation table below, READ's memory)."]
         lines.append("")
     steps = sorted({step for e in evidence.values() for step in e.get("reconstruction_loss", {})})
     shown = [steps[0], steps[len(steps) // 2], steps[-1]] if len(steps) >= 3 else steps

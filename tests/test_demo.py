@@ -234,7 +234,7 @@ def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     assert set(read_run["order_separation"]) == {"before", "after"}
     assert "decoder_memory" in read_run["order_separation"]["after"]
     assert "decoder_memory" not in runs[("NegCLIP", 1)]["order_separation"]["after"]
-    assert payload["decoder_probe"]["order_gap_test"]["items"] > 0
+    assert payload["decoder_probe"]["order_gap_test"]["items"] > 0 and payload["decoder_probe"]["order_separation_test"] > 0
     text = md.read_text()
     assert "± " in text and "READ vs NegCLIP" in text and "recipes/ablation.py" in text
     assert "What each term adds" in text and "share of the text tower's gradient norm" in text.lower()

@@ -85,6 +85,21 @@ def test_order_gap_is_zero_when_the_swap_reads_the_same(tiny_t5):
         assert gap[target]["true_memory_lower"] == 0.0  # a tie is not "lower"
 
 
+def test_own_order_separation_compares_the_t5s_own_memories(tiny_t5):
+    from read_trainer.demo.reconstruction_probe import own_order_separation
+
+    model, tokenizer = tiny_t5
+    swap = "a blue cube to the left of a red sphere"
+    same = {"category": "swap_obj", "caption": LEFT, "caption2": RIGHT, "negative_caption": LEFT}
+    other = {"category": "swap_att", "caption": LEFT, "caption2": RIGHT, "negative_caption": swap}
+    assert own_order_separation(model, tokenizer, {"false_captions": [[same]]}) == 0.0
+    with torch.no_grad():
+        true, swapped = (pooled_encoding(model, tokenizer([text], return_tensors="pt")).flatten() for text in (LEFT, swap))
+    expected = float((true - swapped).norm() / true.norm()) / 2
+    separation = own_order_separation(model, tokenizer, {"false_captions": [[same, other]]}, batch_size=1)
+    assert separation == pytest.approx(expected, rel=1e-4) and separation > 0
+
+
 def test_a_shared_memory_ignores_the_source(tiny_t5):
     model, tokenizer = tiny_t5
     memory = mean_memory(model, tokenizer, [LEFT, CONE, RIGHT], batch_size=2)

@@ -187,6 +187,22 @@ def read_memory_losses(read_model, clip_tokenizer, t5_tokenizer, sources: list[s
     return out
 
 
+@torch.no_grad()
+def own_order_separation(model, tokenizer, split, batch_size: int = 256) -> float:
+    """Mean ``||m(caption) - m(swap)|| / ||m(caption)||`` over ``split``'s swap items, ``m`` being the T5's
+    own one-token memory (its encoder, mean-pooled): how far apart the memories the decoder learnt to
+    read order from put a caption and its swap (compare ``order_separation``'s ``decoder_memory``)."""
+    model.eval()
+    items, total = swap_items(split), 0.0
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        true, swapped = (pooled_encoding(model, tokenizer([item[key] for item in chunk], padding=True,
+                                                          return_tensors="pt")).squeeze(1).float()
+                         for key in ("caption", "negative_caption"))
+        total += float(((true - swapped).norm(dim=-1) / true.norm(dim=-1)).sum())
+    return total / max(len(items), 1)
+
+
 def read_memory_order_gap(read_model, clip_tokenizer, t5_tokenizer, split) -> dict:
     """:func:`order_gap` through READ's memory: does the fine-tuned text tower, projected, give the frozen
     decoder the binding it reads? (The decoder's own memory sets what it can read: ``order_gap``.)"""
@@ -254,6 +270,7 @@ def probe_decoder(decoder: str, world, limit: int = 1000) -> dict:
         "own_memory_loss": {split: own_memory_losses(model, tokenizer, world[split], limit)
                             for split in ("train", "test")},
         "order_gap_test": order_gap(model, tokenizer, world["test"]),
+        "order_separation_test": own_order_separation(model, tokenizer, world["test"]),
         "order_information_train": order_information(world["train"], tokenizer),
     }
 
