@@ -52,6 +52,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
         began = time.perf_counter()
         probe = probe_decoder(prepared.base.t5, prepared.world, ablation.probe_limit)
         watch.stage("decoder probe", began)
-    command = "python recipes/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python recipes/ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)  # copy-pastable
     markdown = format_markdown(summary, comparison, config, ablation.seeds, command.strip(), prepared)
     markdown += format_comparisons(comparisons) + format_evidence(evidence, probe) + format_order_separation(runs)
     md_path = Path(ablation.ablation_md)

@@ -237,6 +237,7 @@ def test_ablation_end_to_end_tiny(tmp_path, tiny_cache):
     assert payload["decoder_probe"]["order_gap_test"]["items"] > 0 and payload["decoder_probe"]["order_separation_test"] > 0
     text = md.read_text()
     assert "± " in text and "READ vs NegCLIP" in text and "recipes/ablation.py" in text
+    assert "--variants 'CLIP fine-tuning' NegCLIP READ" in text  # the reproduce line runs as printed
     assert "What each term adds" in text and "share of the text tower's gradient norm" in text.lower()
     assert "order test through READ's own memory" in text and "| contrastive, after |" in text
     # Notes below the marker survive a rewrite; a second run reuses every finished (variant, seed).
