@@ -19,7 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) recipes/demo.py
 
-# docs/ablation.md's settings: 250 steps, half the demo's (11 variants x 3 seeds: about 3.5 h on 2 cores).
+# docs/ablation.md's settings: 250 steps, half the demo's. All 16 variants x 3 seeds: about 2.5 h on
+# 2 cores; docs/ablation.md shows 10 of them (its reproduce line), about 1.5 h one run at a time.
 ablation: $(STAMP)
 	$(PY) recipes/ablation.py --max_steps 250
 

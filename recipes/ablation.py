@@ -421,11 +421,12 @@ DEVIATIONS = [
     "- **alignment with the hard negatives as extra columns, both directions** (reference: paraphrase -> "
     "in-batch anchors): a world paraphrase shares its caption's content words and in-batch anchors describe "
     "other scenes, so the reference alignment loss is ~0.1 from the first logged step and asks for nothing a "
-    "bag-of-words encoder does not already do; compare the rows READ and 'READ, reference alignment'.",
+    "bag-of-words encoder does not already do; compare READ with the variant 'READ, reference alignment'.",
     "- **negatives**: the package's generator, swaps and relation replacements preferred, kept only when they "
     "parse as world captions that are false for the image (its COCO lexicon otherwise garbles ~60% of them).",
     "- **base models**: CLIP pretrained with the plain CLIP loss, temperature started at CLIP's converged 1/100, "
-    "one patch per cell of the world's 3x3 grid; T5 decoder pretrained through a one-token encoder memory.",
+    "one patch per cell of the world's 3x3 grid; T5 pretrained as an autoencoder of the world's texts through a "
+    "one-token encoder memory, the way READ feeds its decoder.",
 ]
 
 
