@@ -53,7 +53,7 @@ from step_setup import (  # noqa: E402
     to_device,
 )
 
-from read_trainer.device_settings import cpu_training  # noqa: E402
+from read_trainer.device_settings import torch_cpu_settings  # noqa: E402
 from read_trainer.op_count import OpCounter, shape_signature  # noqa: E402
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}  # dense
@@ -99,7 +99,7 @@ def training_settings(device):
     if device.type != "cpu":
         yield
         return
-    with cpu_training(torch.get_num_threads()):
+    with torch_cpu_settings(torch.get_num_threads()):
         yield
 
 

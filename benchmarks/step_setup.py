@@ -26,7 +26,7 @@ Variants (each trains the same CLIP: same initial weights, same AdamW, same clip
   (b') read-compiled (``--with-compile``) read-static with the towers and the decoder under
                     ``torch.compile`` on the bucketed (static) shapes.
 
-On a CPU every variant runs as CPU training does (``device_settings.cpu_training``: denormal
+On a CPU every variant runs as CPU training does (``device_settings.torch_cpu_settings``: denormal
 floats flushed to zero), with the threads ``bench_step.py --threads`` sets.
 
 Caption lengths follow real COCO captions: the word+punctuation counts of the 4,345

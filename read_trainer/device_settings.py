@@ -52,8 +52,8 @@ def cpu_threads(requested: int) -> int:
 
 
 @contextmanager
-def cpu_training(threads: int, flush_denormals: bool = True):
-    """Run the block with ``threads`` torch threads (and denormals flushed); restored after."""
+def torch_cpu_settings(threads: int, flush_denormals: bool = True):
+    """Run the block with ``threads`` torch CPU threads (and denormals flushed); restored after."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     flushing = flush_denormals and torch.set_flush_denormal(True)
@@ -63,3 +63,15 @@ def cpu_training(threads: int, flush_denormals: bool = True):
         torch.set_num_threads(before)
         if flushing:
             torch.set_flush_denormal(False)
+
+
+@contextmanager
+def device_step_settings(args):
+    """``args``' torch threads for one run: on the CPU ``cpu_threads(torch_threads)``, with denormals
+    flushed when the decoder runs; on a GPU ``torch_threads`` if set, else torch's own count."""
+    if device_kind(args.use_cpu) == "cpu":
+        threads, flush = cpu_threads(args.torch_threads), args.uses_decoder
+    else:
+        threads, flush = args.torch_threads or torch.get_num_threads(), False
+    with torch_cpu_settings(threads, flush_denormals=flush):
+        yield

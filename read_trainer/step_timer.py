@@ -1,4 +1,4 @@
-"""How long training will take, said at its start; and the device's CPU settings for the run.
+"""How long training will take, said at its start.
 
 ``StepTimeEstimate`` prints one line when training starts (the device, torch threads and
 step settings, each with the flag that changes it) and one after the first few optimizer
@@ -9,31 +9,14 @@ the measure: it includes one-off work (allocator growth, worker start-up, lazy w
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 
 import torch
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
-from .device_settings import cpu_threads, cpu_training, device_kind
+from .device_settings import device_kind
 
 MEASURED_STEPS = 3  # optimizer steps 2..4 are timed
-
-
-@contextmanager
-def device_step_settings(args):
-    """The torch threads (and, on the CPU with the decoder, denormal flushing) of ``args``, for one run."""
-    if device_kind(args.use_cpu) == "cpu":
-        with cpu_training(cpu_threads(args.torch_threads), flush_denormals=args.uses_decoder):
-            yield
-        return
-    before = torch.get_num_threads()
-    if args.torch_threads > 0:
-        torch.set_num_threads(args.torch_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def describe_step(args) -> str:

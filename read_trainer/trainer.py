@@ -39,6 +39,7 @@ from .data.collator import WARNINGS_KEY as COLLATOR_WARNINGS
 from .data.collator import ReadCollator
 from .data.loading import default_negative_generator
 from .data.validation import check_dataset
+from .device_settings import device_step_settings
 from .modeling import ReadModel
 from .nonfinite import NonFiniteGuard, assert_finite
 from .output_dir import claim_output_dir, staged_export
@@ -56,7 +57,7 @@ from .run_record import (
     seal_checkpoint,
     weights_hash,
 )
-from .step_timer import StepTimeEstimate, device_step_settings
+from .step_timer import StepTimeEstimate
 from .stream_resume import StreamResumeMixin
 from .wise import wise_ft
 

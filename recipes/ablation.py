@@ -182,12 +182,14 @@ class ReadMemoryProbe(TrainerCallback):
 
     def __init__(self, split, clip_path: str, t5_path: str):
         self.split, self.clip_path, self.t5_path = split, clip_path, t5_path
-        self.result, self.separation = None, {}
+        self.result, self.separation, self._clip_tokenizer = None, {}, None
 
     def _tokenizer(self):
-        from transformers import CLIPProcessor
+        if self._clip_tokenizer is None:  # read once, at the first measurement
+            from transformers import CLIPProcessor
 
-        return CLIPProcessor.from_pretrained(self.clip_path).tokenizer
+            self._clip_tokenizer = CLIPProcessor.from_pretrained(self.clip_path).tokenizer
+        return self._clip_tokenizer
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         from read_trainer.demo.reconstruction_probe import order_separation

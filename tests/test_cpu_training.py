@@ -33,6 +33,25 @@ def test_step_settings_are_the_devices_unless_set(tmp_path):
     assert (compiled.padding_bucket, compiled.length_groups) == (16, 1)
 
 
+def test_run_settings_by_device_are_restored_after(tmp_path, monkeypatch):
+    import read_trainer.device_settings as device_settings
+
+    before, seen = torch.get_num_threads(), []
+
+    def run(**kw):
+        with device_settings.device_step_settings(ReadConfig(output_dir=str(tmp_path), use_cpu=True, **kw)):
+            # Denormals flushed: the smallest float32 denormal reads back as 0.
+            seen.append((torch.get_num_threads(), float(torch.tensor(1e-45, dtype=torch.float32)) == 0.0))
+        assert torch.get_num_threads() == before and float(torch.tensor(1e-45, dtype=torch.float32)) != 0.0
+
+    run()  # the CPU with the decoder: one thread, denormals flushed
+    run(reconstruction_weight=0.0, torch_threads=2)  # no decoder: nothing to flush
+    monkeypatch.setattr(device_settings, "device_kind", lambda use_cpu: "gpu")
+    run()  # a GPU run keeps torch's thread count unless asked
+    run(torch_threads=3)
+    assert seen == [(CPU_THREADS, True), (2, False), (before, False), (3, False)]
+
+
 class ThreadsSeen(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         self.threads = torch.get_num_threads()
