@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "negatives_quality"
 LABELS = ("valid", "garbled", "true", "other")
-SPLITS = ("dev", "dev2", "fresh", "final")
+SPLITS = ("dev", "dev2", "fresh", "final", "final2")
 SEED, K = 2025, 3
 # Category families the report groups by.
 FAMILIES = {
@@ -64,8 +64,9 @@ def _visdial_caption(text: str) -> str:
     return text.rsplit("?", 1)[0].rsplit(". ", 1)[0].strip() + "."
 
 
-def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 140) -> list[dict]:
-    """Four samples, none equal to a SugarCrepe positive or to another sampled caption
+def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 140,
+                    final2: int = 160) -> list[dict]:
+    """Five samples, none equal to a SugarCrepe positive or to another sampled caption
     (compared lower-cased, whitespace collapsed):
 
     * ``dev``: VALSE FOIL-it captions (COCO val2014), the first the fixes were made from;
@@ -75,7 +76,14 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
       val2017 captions), first read after the first two rounds of fixes, then used for a
       third round;
     * ``final``: VALSE relations captions (COCO val2017), held out of everything (the
-      co-occurrence statistics included) until read after the last fixes, to measure them.
+      co-occurrence statistics included) until read after the last fixes, to measure them
+      (then used to tune the fourth version);
+    * ``final2``: half VALSE coreference-standard captions (VisDial, COCO-style), half
+      SugarCrepe++ ``caption`` originals (COCO val2017), drawn before the fourth version
+      was written and held out of everything until read after its last change.
+
+    Each split's draw comes after the previous ones from one random stream, so adding a
+    split leaves the earlier ones as they were.
     """
     seen = set()
     for path in sorted((annotations / "sugarcrepe").glob("*.json")):
@@ -105,6 +113,13 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
              for c in rng.sample(unseen(paraphrases), fresh)]
     rows += [{"caption": c, "source": "valse/relations", "split": "final"}
              for c in rng.sample(unseen(valse("relations")), final)]
+    standard = unseen(valse("coreference-standard", lambda row: _visdial_caption(row["caption"])))
+    rows += [{"caption": c, "source": "valse/coreference-standard", "split": "final2"}
+             for c in rng.sample(standard, final2 // 2)]
+    originals = [row["caption"] for path in sorted((annotations / "sugarcrepe_pp").glob("*.json"))
+                 for row in json.loads(path.read_text())]
+    rows += [{"caption": c, "source": "sugarcrepe_pp/caption", "split": "final2"}
+             for c in rng.sample(unseen(originals), final2 - final2 // 2)]
     return rows
 
 
@@ -203,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--dev2", type=int, default=130)
     sample.add_argument("--fresh", type=int, default=120)
     sample.add_argument("--final", type=int, default=140)
+    sample.add_argument("--final2", type=int, default=160)
     sample.add_argument("--seed", type=int, default=23)
     sub.add_parser("cooccurrence", help="Rebuild the generator's co-occurrence statistics from the shipped "
                                          "annotations, holding out every caption of captions.jsonl (and its images).")
@@ -221,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sample":
         from read_trainer.evaluation.bundled import bundled_data_root
 
-        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final)
+        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final, args.final2)
         with (HERE / "captions.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         print(f"wrote {len(rows)} captions to {HERE / 'captions.jsonl'}")
