@@ -457,6 +457,9 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
         # Several counts add up ("4 toothbrushes -- 2 ..., 2 ..."): changing one breaks the sum.
         ok = ok and sum(1 for u in units if u.pos == "NUM" and u.low != "one") == 1
         ok = ok and not any(u.low in _ORDINALS for u in units)  # "two hands ... while a third person watches"
+        # "two kittens ... one in the middle and one on the side", "two men shaking hands",
+        # "two football teams": the rest of the caption says how many there are.
+        ok = ok and not ({w for u in units for w in u.low.split()} & _PINNED_COUNT_WORDS)
         if not ok:
             return _NEVER
         # A near count: "two women on a bench" -> "three", never "six women on a bench".
@@ -481,6 +484,10 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
                 return _NEVER
             return lambda word: word in fit.ARTIFICIAL_COLOURS and word in fit.BASIC_COLOURS  # no "teal signal"
         head_kind = fit.kind_of(head) if head else None
+        if group == "color" and head_kind is not None and head_kind.animacy == "animal":
+            return lambda word: word in _COAT_COLOURS and fit.attribute_fits(group, word, head)  # no "gold dog"
+        if group == "color" and head in _SIGNAL_WORDS:
+            return lambda word: word in ("red", "yellow", "green")  # no "purple signal"
         if group == "color" and head_kind is not None and (head_kind.animacy == "place" or head_kind.name == "room"):
             return lambda word: word in fit.BASIC_COLOURS and fit.attribute_fits(group, word, head)  # no gold restroom
         return lambda word: fit.attribute_fits(group, word, head)
@@ -491,6 +498,8 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
         return _NEVER  # "full of people" -> "empty of people" is no caption
     if unit.low in lx.ANTONYMS and i > 0 and units[i - 1].low in _DEGREE_WORDS:
         return _NEVER  # "very small" -> "very enormous", "almost empty" -> "almost crowded"
+    if unit.low in lx.ANTONYMS and nxt is not None and nxt.low in lx.PARTICLES:
+        return _NEVER  # "lit up" -> never "unlit up"
     if unit.low in lx.ANTONYMS and nxt is not None and nxt.low == "of":
         return _NEVER  # "just short of a dozen" -> never "just long of a dozen"
     if unit.low in lx.ANTONYMS and unit.low not in lx.ATTRIBUTES and _described_elsewhere(parsed, i):
@@ -518,7 +527,14 @@ def attribute_check(parsed: Parsed, i: int) -> Check:
 
 
 _YOUNG_ONLY = frozenset({"person_child", "person_baby", "family_child"})
+# Clothes that say who wears them in most photos.
+_GENDERED_CLOTHES = {"f": frozenset("dress dresses skirt skirts gown bikini bra purse heels".split()),
+                     "m": frozenset("beard bearded mustache moustache tuxedo".split())}
+# Colours an animal's coat or plumage has in most photos, and the colours of a traffic light.
+_COAT_COLOURS = frozenset({"black", "white", "brown", "gray", "grey"})
+_SIGNAL_WORDS = frozenset({"signal", "light", "traffic light", "stoplight"})
 _ORDINALS = frozenset("second third fourth fifth sixth another".split())
+_PINNED_COUNT_WORDS = frozenset("one both each other others either neither shaking teams pair couple".split())
 _DEGREE_WORDS = frozenset("very almost so too extremely really quite fairly mostly nearly well".split())
 _CONTAINER_KINDS = ("tableware", "household_bag", "furniture_storage", "appliance_kitchen", "vehicle")
 
@@ -601,7 +617,7 @@ def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
     thing described by a part the lexicon does not know ("a hydrant with red knobs"), a
     container of something ("a wine glass of pills"), what one smiles at ("the camera")."""
     units = parsed.units
-    words = {u.low for u in units}
+    words = {w for u in units for w in u.low.split()}  # "tennis player" says "tennis"
     name = kind.name
     if name == "sports_ball" and words & _SPORT_WORDS:
         return True
@@ -611,8 +627,10 @@ def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
         modified = p is not None and parsed.phrases[p].has_modifier
         if animals or modified or units[i].number == "pl":
             return True  # "zebras in the field" -> never "in the forest"; "a lush field", "hills"
-    if i + 1 < len(units) and units[i + 1].low in cx.SELECTING_WORDS:
-        return True  # "a blender filled with liquid" -> never "a toaster filled with liquid"
+    if i + 1 < len(units) and units[i + 1].low in cx.SELECTING_WORDS and kind.animacy != "person":
+        # "a blender filled with liquid" -> never "a toaster filled with liquid"; a person
+        # "playing" or "talking" is any person
+        return True
     if name == "food_handheld" and words & {"bun", "buns", "roll", "rolls", "bread"}:
         return True  # "a hot dog served on a roll" -> never "a taco served on a roll"
     if name == "drink" and any((fit.kind_of(u.low) or kind).name in ("person_child", "family_child")
@@ -633,8 +651,10 @@ def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
         return True
     if name.startswith("tableware") and i + 1 < len(units) and units[i + 1].low == "of":
         return True
-    if units[i].low == "camera" and i > 1 and units[i - 1].low == "at":
-        return True
+    p = parsed.phrase_of[i]
+    before = parsed.phrases[p].first - 1 if p is not None else i - 1
+    if units[i].low == "camera" and before >= 0 and units[before].low in ("at", "into", "off", "toward", "towards", "for"):
+        return True  # "smiles at the camera", "looking into the camera", "off camera": the photographer's
     after = i + 1
     if after + 1 < len(units) and units[after].low == "with":
         p = cx.phrase_starting_at(parsed, after + 1)
@@ -649,6 +669,19 @@ def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
     return False
 
 
+# Kinds whose labelled replacements (benchmarks/negatives_quality/, all versions, at least 4
+# each) were 40% garbled or more: the context fixes which one it is ("a batter's bat", "a
+# pizza in the oven", "a train in a station", "a sink in its counter"). Printed, with the
+# rates, by `python benchmarks/negatives_quality.py kinds`.
+UNREPLACED_KINDS = frozenset("""household_other sports_other street_light tableware_cook sports_stick role_snow
+    sports_ball appliance_sink vehicle_board household_surface street_other role_baseball role_other
+    street_building appliance_kitchen electronics_portable household_opening household_mirror tableware_bowl
+    household_textile animal_farm_small street_sign""".split())
+# Places whose replacement keeps a caption plausible: rooms of a home, the ground, walkways
+# and water (measured on the labelled set: 75 of 106 valid, against 27 of 75 for the others).
+_REPLACEABLE_PLACES = frozenset({"room", "ground", "place_walkway", "place_water"})
+
+
 def object_check(parsed: Parsed, i: int) -> Check:
     """Another thing of the same kind, neither a hypernym nor a near-synonym, not inside a
     compound, fitting its modifiers ("a gray cat" -> never "a gray giraffe"), the room's
@@ -661,6 +694,20 @@ def object_check(parsed: Parsed, i: int) -> Check:
         return _NEVER
     if original in _referred_back(parsed):
         return _NEVER  # "a woman helping another woman": the second names the first's kind
+    if sum(1 for u in units if u.pos == "NOUN" and u.low in lx.NOUNS and lx.NOUNS[u.low].concept == original) > 1:
+        return _NEVER  # "a baby elephant walks with an older elephant": both are elephants
+    info = lx.NOUNS[units[i].low]
+    if info.singular == info.plural:
+        return _NEVER  # "pet small sheep": one or several? a replacement must pick a number
+    if kind.animacy == "body" or (kind.animacy == "place" and kind.name not in _REPLACEABLE_PLACES) or (
+            kind.name in UNREPLACED_KINDS):
+        # Most venues, terrain and town places are fixed by what happens there ("a train
+        # pulling into a castle", "a tennis player on a baseball field", "cows in a
+        # hospital"), and so are the kinds in UNREPLACED_KINDS.
+        return _NEVER
+    if i > 0 and units[i - 1].low == "to" and parsed.phrase_of[i] is not None and (
+            parsed.phrases[parsed.phrase_of[i]].first == i):
+        return _NEVER  # "tries to block": a bare word after "to" is a verb the lexicon misreads
     if (kind.animacy == "place" or kind.name == "role_snow") and any(
             u.low in _GROUND_ACTIVITY_WORDS for u in parsed.units):
         return _NEVER
@@ -676,6 +723,12 @@ def object_check(parsed: Parsed, i: int) -> Check:
                                        for m in range(p_first, i)):
         return _NEVER  # "a mountainous road": a word the lexicon does not know may not fit the new place
     aged = any(units[m].low in ("old", "older", "elderly") for m in range(p_first, i))
+    little = any(units[m].low in ("little", "baby", "toddler") for m in range(p_first, i))
+    caption_words = {w for u in units for w in u.low.split()}
+    # Clothes said of this person: the words just after them ("a girl in a floral dress").
+    worn = {w for u in units[i + 1:i + 6] for w in u.low.split()}
+    dressed_as = {g for g, words in _GENDERED_CLOTHES.items() if worn & words}
+    with_rider = "rider" in caption_words or "riders" in caption_words
     genders = cx.pronoun_genders(parsed)
     sole_person = cx.sole_gendered_person(parsed) == i
     contents = [u.low for u in units if u.pos == "NOUN" and u is not units[i]] if kind.name == "room" else []
@@ -729,6 +782,12 @@ def object_check(parsed: Parsed, i: int) -> Check:
             return False  # "riding on horses" -> never "on deer"
         if aged and fit.kind_of(word).name in _YOUNG_ONLY:
             return False  # "an old man" -> never "an old girl"
+        if little and kind.animacy == "person" and fit.kind_of(word).name not in _YOUNG_ONLY:
+            return False  # "a little girl" -> never "a little man"
+        if gender is not None and dressed_as - {gender}:
+            return False  # "a girl in a floral dress" -> never "a man in a floral dress"
+        if with_rider and kind.animacy == "animal" and lx.NOUNS[word].concept not in fit.RIDEABLE_ANIMALS:
+            return False  # "the horse and rider" -> never "the cow and rider"
         return relation is None or fit.relation_fits(relation, word)
 
     return check
@@ -738,7 +797,14 @@ def object_check(parsed: Parsed, i: int) -> Check:
 # Relation replacements
 # --------------------------------------------------------------------------------------
 
-# Up and down mean something only on a slope ("walking down the street" means along it).
+# Landmarks one is in or at as a place, whatever the lexicon calls them: buildings, windows
+# and doors ("a table in a restaurant" -> never "to the left of a restaurant").
+_FIXED_LANDMARKS = ("street_building", "household_opening")
+# Up and down mean something only on a slope ("walking down the street" means along it),
+# and not where one skis or slides down it.
+_WINTER_SPORT_WORDS = frozenset("""ski skis skiing skier skiers snowboard snowboards snowboarding snowboarder
+    snowboarders sled sledding glide glides gliding slide slides sliding""".split())
+_SEAT_FIXTURES = frozenset({"toilet", "toilets", "saddle", "swing"})
 _SLOPES = frozenset({"mountain", "hill", "staircase", "ramp"})
 
 
@@ -801,14 +867,16 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
         return _ALWAYS if _with_fits(parsed, i) else _NEVER
     landmark = cx.object_after(parsed, i)
     if concept in ("up", "down"):
+        if {u.low for u in units} & _WINTER_SPORT_WORDS:
+            return _NEVER  # "skis down a snowy hill": nobody skis or glides up one
         return _ALWAYS if landmark is not None and lx.NOUNS[landmark].concept in _SLOPES else _NEVER
     if i == 0 or units[i - 1].low in cx.SELECTING_WORDS or units[i - 1].pos == "ADJ":
         return _NEVER
     if units[i - 1].low in lx.PARTICLES or _verb_concept(units[i - 1].low) in _CHOOSING_VERBS:
         return _NEVER  # "looks at", "jumping up at", "riding on": the verb chose the preposition
     kind = fit.kind_of(landmark) if landmark else None
-    if kind is None or kind.animacy in ("place", "body"):
-        return _NEVER
+    if kind is None or kind.animacy in ("place", "body") or kind.name.startswith(_FIXED_LANDMARKS):
+        return _NEVER  # "in the station", "sitting in the window": never "above the station"
     posture = units[i - 1].pos == "VERB" and (lx.VERBS.get(units[i - 1].low, _NO_VERB).cls == "posture" or (
         units[i - 1].low in ("seated", "parked", "placed", "resting")))
     if (_located_kind_name(parsed, i) or "").startswith("appliance"):
@@ -822,13 +890,17 @@ def _preposition_check(parsed: Parsed, i: int) -> Check:
     if concept in _PATH_PREPOSITIONS or concept in ("through", "toward", "in", "across") and units[i].low in (
             "into", "through", "toward", "towards"):
         return _NEVER  # "peeling carrots into a bag", "through a window": a path, not a place
-    if kind.name.startswith(fit.GEAR_KINDS) and _activity_verb(parsed):
-        return _NEVER  # "people on skis skiing": one cannot ski next to one's skis
+    if kind.name.startswith(fit.GEAR_KINDS) and (_activity_verb(parsed) or concept == "on"):
+        return _NEVER  # "people on skis skiing", "the man on skis": one rides one's skis, not beside them
+    if posture and landmark in _SEAT_FIXTURES:
+        return _NEVER  # "a toddler sits on a toilet": never "behind" it
     # What is placed there must be a thing too ("a dog's reflection on a mirror" is not).
     located = _located(parsed, i)
     located_kind = fit.kind_of(located) if located else None
     if located_kind is None or located_kind.animacy in ("place", "body"):
         return _NEVER
+    if located_kind.name.startswith("food") and kind.name.startswith("food"):
+        return _NEVER  # "sandwiches on rye bread": the bread is part of them
     located_size = located_kind.size
     if located_kind.animacy == "object" and (located_size or 0) <= 1 and kind.name.startswith(
             ("furniture_table", "furniture_storage", "furniture_small")):
@@ -893,6 +965,11 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
         return _NEVER  # "hitting a ball with a racket" -> never "throwing a ball with a racket"
     if original.concept == "wear":
         return _NEVER  # "girls wearing uniforms sit" -> never "dropping uniforms": wearing is a state
+    if i > 0 and units[i - 1].low in ("has", "have", "had", "just") or (
+            i > 1 and units[i - 2].low in ("has", "have", "had") and units[i - 1].pos == "ADV"):
+        return _NEVER  # "has just run": a participle the lexicon reads as a base form
+    if original.cls == "handle" and {w for u in units for w in u.low.split()} & _SPORT_WORDS:
+        return _NEVER  # "a batter hits the ball" -> never "carries"; "throws the ball up to serve"
 
     landmark = cx.object_after(parsed, i + 1) if nxt is not None and nxt.pos == "PREP" else None
     landmark_kind = fit.kind_of(landmark) if landmark else None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Hashable, Iterator, Sequence
 
 from .. import lexicon as lx
-from .edits import _GENERATORS, CATEGORIES, SWAP_CATEGORIES
+from .edits import _GENERATORS, CATEGORIES, SWAP_CATEGORIES, TIERS
 from .parsing import Parsed, Unit, _finish, _merge_multiwords, parse_rules
 from .text import _WORD_RE, MAX_WORDS, _adjacent_repeats, caption_rng, normalize
 
@@ -149,30 +149,36 @@ class HardNegativeGenerator:
         return [negative.text for negative in self.generate(caption, k, salt)]
 
     def _draw(self, parsed, categories, k, rng, stream_rng, chosen, seen) -> None:
-        """Round-robin over ``categories``, one valid negative per turn: the swaps first (the
-        method's own negatives, NegCLIP-style), then the replacements, each in a random order."""
-        swaps = [c for c in categories if c in SWAP_CATEGORIES]
-        replacements = [c for c in categories if c not in SWAP_CATEGORIES]
-        rng.shuffle(swaps)
-        rng.shuffle(replacements)
-        order = swaps + replacements
+        """Tiers of categories in order of measured precision (``edits.TIERS``): the
+        swaps (the method's own negatives, NegCLIP-style) with the attribute, count and
+        object replacements, then relation replacements. Within a tier
+        the categories take turns, one valid negative per turn, in a random order per
+        caption (swaps first); a later tier is drawn only when the earlier ones are spent.
+        """
         repeats = _adjacent_repeats(normalize(parsed.caption))
         breaks = _breaks(parsed.caption)
         # Streams are created when a category's turn first comes: a category's random
         # stream and candidates are only built if needed, which keeps the common case fast.
         streams: dict[str, Iterator[str]] = {}
-        while len(chosen) < k and order:
-            for category in list(order):
-                if len(chosen) >= k:
-                    break
-                if category not in streams:
-                    streams[category] = _GENERATORS[category](parsed, stream_rng(category))
-                text = self._next_valid(streams[category], seen, repeats, breaks)
-                if text is None:
-                    order.remove(category)
-                    continue
-                chosen.append(Negative(text, category))
-                seen.add(normalize(text))
+        for tier in TIERS:
+            members = [c for c in categories if c in tier]
+            swaps = [c for c in members if c in SWAP_CATEGORIES]
+            others = [c for c in members if c not in SWAP_CATEGORIES]
+            rng.shuffle(swaps)
+            rng.shuffle(others)
+            order = swaps + others
+            while len(chosen) < k and order:
+                for category in list(order):
+                    if len(chosen) >= k:
+                        break
+                    if category not in streams:
+                        streams[category] = _GENERATORS[category](parsed, stream_rng(category))
+                    text = self._next_valid(streams[category], seen, repeats, breaks)
+                    if text is None:
+                        order.remove(category)
+                        continue
+                    chosen.append(Negative(text, category))
+                    seen.add(normalize(text))
 
     @staticmethod
     def _next_valid(stream: Iterator[str], seen: set[str], caption_repeats: int, caption_breaks: int) -> str | None:

@@ -30,6 +30,20 @@ def bag_of_words(text: str) -> collections.Counter:
     return collections.Counter(m.group().lower().replace("\u2019", "'") for m in _WORD_RE.finditer(text))
 
 
+def apply_edits(caption: str, edits) -> str:
+    """Replace disjoint character spans ``(start, end, text)``, sorted by start, in one
+    pass (``start == end`` inserts)."""
+    out, pos = [], 0
+    for start, end, text in edits:
+        if start < pos:
+            raise ValueError(f"overlapping edits in {caption!r}: {edits}")
+        out.append(caption[pos:start])
+        out.append(text)
+        pos = end
+    out.append(caption[pos:])
+    return "".join(out)
+
+
 def caption_rng(seed: int, caption: str, salt: object = None) -> random.Random:
     """A random stream that depends only on (seed, [salt,] caption).
 
