@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "negatives_quality"
 LABELS = ("valid", "garbled", "true", "other")
-SPLITS = ("dev", "dev2", "fresh", "final", "final2")
+SPLITS = ("dev", "dev2", "fresh", "final", "final2", "final3")
 SEED, K = 2025, 3
 # Category families the report groups by.
 FAMILIES = {
@@ -65,8 +65,8 @@ def _visdial_caption(text: str) -> str:
 
 
 def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 140,
-                    final2: int = 160) -> list[dict]:
-    """Five samples, none equal to a SugarCrepe positive or to another sampled caption
+                    final2: int = 160, final3: int = 200) -> list[dict]:
+    """Six samples, none equal to a SugarCrepe positive or to another sampled caption
     (compared lower-cased, whitespace collapsed):
 
     * ``dev``: VALSE FOIL-it captions (COCO val2014), the first the fixes were made from;
@@ -80,7 +80,11 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
       (then used to tune the fourth version);
     * ``final2``: half VALSE coreference-standard captions (VisDial, COCO-style), half
       SugarCrepe++ ``caption`` originals (COCO val2017), drawn before the fourth version
-      was written and held out of everything until read after its last change.
+      was written and held out of everything until read after its last change (then used
+      to tune the fifth);
+    * ``final3``: a quarter each from VALSE FOIL-it, VALSE relations, VALSE
+      coreference-standard and SugarCrepe++ ``caption`` originals, none drawn before, drawn
+      before the fifth version was written and held out until read after its last change.
 
     Each split's draw comes after the previous ones from one random stream, so adding a
     split leaves the earlier ones as they were.
@@ -88,6 +92,7 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
     seen = set()
     for path in sorted((annotations / "sugarcrepe").glob("*.json")):
         seen |= {_norm(row["caption"]) for row in json.loads(path.read_text()).values()}
+    positives = set(seen)
 
     def unseen(captions: list[str]) -> list[str]:
         out = []
@@ -120,6 +125,24 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
                  for row in json.loads(path.read_text())]
     rows += [{"caption": c, "source": "sugarcrepe_pp/caption", "split": "final2"}
              for c in rng.sample(unseen(originals), final2 - final2 // 2)]
+    # The earlier pools were consumed by ``unseen`` (every caption in them marked seen):
+    # draw from what no split holds and no SugarCrepe positive equals.
+    drawn = {_norm(row["caption"]) for row in rows}
+
+    def undrawn(captions: list[str]) -> list[str]:
+        out = []
+        for caption in captions:
+            if _norm(caption) not in positives and _norm(caption) not in drawn:
+                drawn.add(_norm(caption))
+                out.append(caption)
+        return out
+
+    quarter = final3 // 4
+    for source, pool in (("valse/foil-it", valse("foil-it")), ("valse/relations", valse("relations")),
+                         ("valse/coreference-standard", [_visdial_caption(c) for c in
+                                                         valse("coreference-standard")]),
+                         ("sugarcrepe_pp/caption", originals)):
+        rows += [{"caption": c, "source": source, "split": "final3"} for c in rng.sample(undrawn(pool), quarter)]
     return rows
 
 
@@ -186,6 +209,38 @@ def format_filter(table: collections.Counter) -> str:
             f"rejection precision {precision:.1%}, recall {recall:.1%}")
 
 
+def kind_rates(labels: list[dict]) -> dict[str, collections.Counter]:
+    """Labels of the object replacements that changed one noun, by the lexicon kind of the
+    replaced noun (every version's labels together): the evidence for which kinds the
+    generator no longer replaces (``checks.UNREPLACED_KINDS``)."""
+    from read_trainer.data.negatives import fit, parse_rules
+
+    rates: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for row in labels:
+        if row["category"] != "replace_obj" or row["label"] == "other":
+            continue
+        old = [u.low for u in parse_rules(row["caption"]).units]
+        new = [u.low for u in parse_rules(row["negative"]).units]
+        changed = [i for i, (a, b) in enumerate(zip(old, new)) if a != b] if len(old) == len(new) else []
+        if len(changed) == 1:
+            kind = fit.kind_of(old[changed[0]])
+            rates[kind.name if kind else "(none)"][row["label"]] += 1
+    return rates
+
+
+def format_kinds(rates: dict[str, collections.Counter]) -> str:
+    from read_trainer.data.negatives import fit
+    from read_trainer.data.negatives.checks import replaceable_kind
+
+    kinds = {kind.name: kind for kind in fit.KIND_OF.values()}
+    lines = [f"{'kind of the replaced noun':<26} {'n':>4} {'garbled':>8} {'true':>5}  (* not replaced any more)"]
+    for name, c in sorted(rates.items(), key=lambda item: -item[1]["garbled"] / sum(item[1].values())):
+        n = sum(c.values())
+        mark = " *" if name in kinds and not replaceable_kind(kinds[name]) else ""
+        lines.append(f"{name:<26} {n:>4} {100.0 * c['garbled'] / n:7.0f}% {c['true']:>5}{mark}")
+    return "\n".join(lines)
+
+
 def format_table(result: dict) -> str:
     order = ["swaps", "swap_noun", "swap_adj", "swap_adv", "swap_np", "swap_relation",
              "replace_att", "replace_obj", "replace_rel", "all"]
@@ -219,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--fresh", type=int, default=120)
     sample.add_argument("--final", type=int, default=140)
     sample.add_argument("--final2", type=int, default=160)
+    sample.add_argument("--final3", type=int, default=200)
     sample.add_argument("--seed", type=int, default=23)
+    sub.add_parser("kinds", help="Labelled object replacements by the kind of the replaced noun (garbled rates).")
     sub.add_parser("cooccurrence", help="Rebuild the generator's co-occurrence statistics from the shipped "
                                          "annotations, holding out every caption of captions.jsonl (and its images).")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:] or ["report"])
@@ -237,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sample":
         from read_trainer.evaluation.bundled import bundled_data_root
 
-        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final, args.final2)
+        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final, args.final2, args.final3)
         with (HERE / "captions.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         print(f"wrote {len(rows)} captions to {HERE / 'captions.jsonl'}")
@@ -245,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
 
     captions = read_jsonl(HERE / "captions.jsonl")
     labels = read_jsonl(HERE / "labels.jsonl") if (HERE / "labels.jsonl").exists() else []
+    if args.command == "kinds":
+        print(format_kinds(kind_rates(labels)))
+        return 0
     bad = [row for row in labels if row["label"] not in LABELS]
     if bad:
         raise ValueError(f"labels.jsonl: label {bad[0]['label']!r} not one of {LABELS} ({bad[0]['negative']!r})")
