@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Callable, Hashable, Iterator, Sequence
 
@@ -479,6 +480,9 @@ def _replace_attributes(parsed: Parsed, rng: random.Random) -> Iterator[str]:
     yield from number.subject_number_change(parsed)
     yield from number.object_number_change(parsed)
     yield from words
+    # Last, a second count for a subject made plural ("two dogs run", then "three dogs
+    # run"): a caption with nothing else to change still gets a second negative.
+    yield from number.subject_number_change(parsed, count="three")
 
 
 # Collectives whose "of" asks for a plural ("a herd of | zebras"), even when a caption
@@ -516,8 +520,37 @@ def _replace_objects(parsed: Parsed, rng: random.Random) -> Iterator[str]:
     # Heads only: a replaced compound modifier ("tomato sauce" -> "pie sauce") rarely
     # names a thing that could be in the image.
     heads = sorted(h for phrase in parsed.phrases for h in phrase.heads)
-    return _replace_single_words(parsed, rng, _object_options, heads, check=checks.object_check,
-                                 weight=_context_weight)
+    return _replace_single_words(parsed, rng, _object_options, heads, check=_object_check_and_name,
+                                 meaning=_object_meaning, weight=_context_weight)
+
+
+@functools.lru_cache(maxsize=4096)
+def _base_noun(word: str) -> str:
+    """The shortest lexicon noun of the same kind a word ends with: "armchair" -> "chair",
+    "double decker bus" -> "bus". Two options with one base name one kind of thing for a
+    reader. People are left as they are ("woman" is not a kind of "man")."""
+    last = word.split()[-1]
+    kind = fit.kind_of(word)
+    if kind is None or kind.animacy == "person":
+        return last  # "woman" is not a kind of "man"
+    bases = [n for n in _SINGLE_WORD_NOUNS if len(n) >= 3 and last.endswith(n) and fit.kind_of(n) == kind]
+    return min(bases, key=len) if bases else last
+
+
+_SINGLE_WORD_NOUNS = frozenset(w for w in lx.NOUNS if " " not in w)
+
+
+def _object_meaning(parsed: Parsed, i: int, word: str) -> Hashable:
+    # "scooter" and "motor scooter", "chair" and "armchair": one negative, not two.
+    return (i, _base_noun(word))
+
+
+def _object_check_and_name(parsed: Parsed, i: int) -> checks.Check:
+    """``checks.object_check``, and never a kind of the original ("bus" -> "double decker
+    bus", "trolley car" -> "trolley bus" could still be true)."""
+    check = checks.object_check(parsed, i)
+    original = _base_noun(parsed.units[i].low)
+    return lambda word: _base_noun(word) != original and check(word)
 
 
 def _context_weight(parsed: Parsed, i: int) -> Callable[[str], float]:

@@ -114,11 +114,12 @@ def _agreement(parsed: Parsed, after: int, to_plural: bool) -> tuple[int, str] |
     """The one finite verb to change (index, new form), None when the caption has none, or
     False when the agreement cannot be made with certainty.
 
-    The subject's verb is the first verb after it ("a man in a red shirt is riding"). A
-    participle there ("a man riding a horse", "people lined up at ...") means the caption
-    has no verb of its own: a finite verb after it belongs to something else or cannot be
-    told apart, so the edit is refused. An unknown word right after the subject ("a man
-    reaches in") may be a verb the lexicon lacks: refused too.
+    The subject's verb is the one finite verb after it ("a man in a red shirt is riding",
+    "a train carrying containers is on the tracks"), with no relative clause or
+    conjunction before it ("a man riding a horse that is brown": whose verb is it?). Two
+    finite verbs, or a form the lexicon cannot change, and the edit is refused. An unknown
+    word right after the subject ("a man reaches in") may be a verb the lexicon lacks:
+    refused too.
     """
     units = parsed.units
     convert = _finite_singular if to_plural else _finite_plural
@@ -130,7 +131,7 @@ def _agreement(parsed: Parsed, after: int, to_plural: bool) -> tuple[int, str] |
         if unit.low in _RELATIVE and found is None:
             return False  # "a man riding a horse that is brown": whose verb is it?
         if _is_finite(units, j):
-            if found is not None or participle:
+            if found is not None:
                 return False  # a second finite verb: the subject's, or another thing's?
             new = convert(unit)
             if new is None:
@@ -149,6 +150,9 @@ def _background(unit) -> bool:
     iPhone", "two dogs catch a frisbee")."""
     if unit.low in _SHARED_SEATS:
         return True
+    info = lx.NOUNS.get(unit.low)
+    if info is not None and info.cls in ("generic", "frame") and info.concept not in _COUNTABLE_GENERIC:
+        return True  # "a trick", "a game", "the picture": no thing to share
     kind = fit.kind_of(unit.low)
     return kind is not None and (kind.animacy == "place" or kind.name.startswith(_BACKGROUND_KINDS))
 
@@ -171,8 +175,9 @@ def _others_fit(parsed: Parsed, skip: range, to_plural: bool) -> bool:
     return True
 
 
-def subject_number_change(parsed: Parsed) -> Iterator[str]:
-    """At most one negative: the subject's number changed, with its article and verb."""
+def subject_number_change(parsed: Parsed, count: str = "two") -> Iterator[str]:
+    """At most one negative: the subject's number changed, with its article and verb; a
+    singular subject becomes ``count`` of it ("two", or "three" for a second negative)."""
     found = _subject(parsed)
     if found is None:
         return
@@ -207,8 +212,10 @@ def subject_number_change(parsed: Parsed) -> Iterator[str]:
         return
     verb = _agreement(parsed, after, to_plural)
     there = units[0].low == "there" and first == 2
-    if verb is False or (verb is not None and first > 0 and not there):
-        return  # after a frame, a finite verb may be the frame's ("a photo of a dog is shown")
+    if verb is False or (verb is not None and first > 0):
+        # After a frame a finite verb may be the frame's ("a photo of a dog is shown"); after
+        # "there is" another one is the caption's slip ("there is a man is skiing").
+        return
     if there and verb is None:  # "there is a dog": the verb is before the subject
         verb = (1, (_FINITE_TO_PLURAL if to_plural else _FINITE_TO_SINGULAR).get(units[1].low))
         if verb[1] is None:
@@ -221,7 +228,7 @@ def subject_number_change(parsed: Parsed) -> Iterator[str]:
     sentence_start = first == 0
     edits = []
     if to_plural:
-        edits.append((units[first].start, units[first].end, match_case(word(first), "two", sentence_start, shouting)))
+        edits.append((units[first].start, units[first].end, match_case(word(first), count, sentence_start, shouting)))
         edits.append((units[head].start, units[head].end, match_case(word(head), plural, False, shouting)))
     elif determiner:  # "the cows" -> "the cow", "several dogs" -> "a dog"
         article = "the" if determiner == "the" else indefinite_article(units[first + 1].low)
