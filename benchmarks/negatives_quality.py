@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "negatives_quality"
 LABELS = ("valid", "garbled", "true", "other")
-SPLITS = ("dev", "dev2", "fresh", "final", "final2", "final3")
+SPLITS = ("dev", "dev2", "fresh", "final", "final2", "final3", "final4")
 SEED, K = 2025, 3
 # Category families the report groups by.
 FAMILIES = {
@@ -65,8 +65,8 @@ def _visdial_caption(text: str) -> str:
 
 
 def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 140,
-                    final2: int = 160, final3: int = 200) -> list[dict]:
-    """Six samples, none equal to a SugarCrepe positive or to another sampled caption
+                    final2: int = 160, final3: int = 200, final4: int = 200) -> list[dict]:
+    """Seven samples, none equal to a SugarCrepe positive or to another sampled caption
     (compared lower-cased, whitespace collapsed):
 
     * ``dev``: VALSE FOIL-it captions (COCO val2014), the first the fixes were made from;
@@ -84,7 +84,10 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
       to tune the fifth);
     * ``final3``: a quarter each from VALSE FOIL-it, VALSE relations, VALSE
       coreference-standard and SugarCrepe++ ``caption`` originals, none drawn before, drawn
-      before the fifth version was written and held out until read after its last change.
+      before the fifth version was written and held out until read after its last change
+      (then used to tune the sixth);
+    * ``final4``: the same mix, none drawn before, drawn before the sixth version was
+      written and held out until read after its last change.
 
     Each split's draw comes after the previous ones from one random stream, so adding a
     split leaves the earlier ones as they were.
@@ -137,12 +140,22 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
                 out.append(caption)
         return out
 
-    quarter = final3 // 4
-    for source, pool in (("valse/foil-it", valse("foil-it")), ("valse/relations", valse("relations")),
-                         ("valse/coreference-standard", [_visdial_caption(c) for c in
-                                                         valse("coreference-standard")]),
-                         ("sugarcrepe_pp/caption", originals)):
-        rows += [{"caption": c, "source": source, "split": "final3"} for c in rng.sample(undrawn(pool), quarter)]
+    pools = (("valse/foil-it", valse("foil-it")), ("valse/relations", valse("relations")),
+             ("valse/coreference-standard", [_visdial_caption(c) for c in valse("coreference-standard")]),
+             ("sugarcrepe_pp/caption", originals))
+    for source, pool in pools:
+        rows += [{"caption": c, "source": source, "split": "final3"} for c in rng.sample(undrawn(pool), final3 // 4)]
+    # ``undrawn`` marked whole pools as drawn; from here only the captions a split holds are.
+    taken = {_norm(row["caption"]) for row in rows}
+    for source, pool in pools:
+        candidates = []
+        for caption in pool:
+            if _norm(caption) not in positives and _norm(caption) not in taken:
+                taken.add(_norm(caption))  # within a pool, one of equal captions
+                candidates.append(caption)
+        picked = rng.sample(candidates, final4 // 4)
+        taken = {_norm(row["caption"]) for row in rows} | {_norm(c) for c in picked}
+        rows += [{"caption": c, "source": source, "split": "final4"} for c in picked]
     return rows
 
 
@@ -275,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--final", type=int, default=140)
     sample.add_argument("--final2", type=int, default=160)
     sample.add_argument("--final3", type=int, default=200)
+    sample.add_argument("--final4", type=int, default=200)
     sample.add_argument("--seed", type=int, default=23)
     sub.add_parser("kinds", help="Labelled object replacements by the kind of the replaced noun (garbled rates).")
     sub.add_parser("cooccurrence", help="Rebuild the generator's co-occurrence statistics from the shipped "
@@ -294,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sample":
         from read_trainer.evaluation.bundled import bundled_data_root
 
-        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final, args.final2, args.final3)
+        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final, args.final2, args.final3, args.final4)
         with (HERE / "captions.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         print(f"wrote {len(rows)} captions to {HERE / 'captions.jsonl'}")
