@@ -142,7 +142,7 @@ CONFUSABLE_RELATIONS = frozenset(
                             ("on", "top"), ("above", "on"), ("in", "among"),
                             ("in", "between"), ("across", "through"), ("next", "side"),
                             ("in", "through"), ("on", "along"), ("in", "outside"),
-                            ("in", "out")]}
+                            ("in", "out"), ("top", "above")]}
 )
 
 # "with" and "without" are a relation pair of their own: "a bathroom with blue walls"
@@ -194,7 +194,7 @@ ATTRIBUTE_ANTONYMS: list[tuple[str, str]] = [
     ("taller", "shorter"),
     ("empty", "full crowded busy"),
     ("busy crowded", "empty quiet deserted"),
-    ("open", "closed shut"),
+    ("open", "closed"),
     ("wet", "dry"),
     ("clean", "dirty messy"),
     ("neat tidy", "messy"),

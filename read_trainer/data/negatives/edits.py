@@ -530,6 +530,8 @@ def _base_noun(word: str) -> str:
     "double decker bus" -> "bus". Two options with one base name one kind of thing for a
     reader. People are left as they are ("woman" is not a kind of "man")."""
     last = word.split()[-1]
+    info = lx.NOUNS.get(last)
+    last = info.singular or last if info is not None else last  # "scooters" and "motor scooters" too
     kind = fit.kind_of(word)
     if kind is None or kind.animacy == "person":
         return last  # "woman" is not a kind of "man"

@@ -285,7 +285,7 @@ def object_number_change(parsed: Parsed) -> Iterator[str]:
             return
         if any(units[m].pos not in ("ADJ",) for m in range(phrase.first + 1, head)):
             return  # "a slice of", "a hot dog bun": only adjectives between article and noun
-        if head + 1 < len(units) and units[head + 1].low in ("of", "in", "with", "that", "which", "'s"):
+        if head + 1 < len(units) and units[head + 1].low in ("of", "in", "with", "that", "which", "'s", "to"):
             return
         if {u.low for u in units} & {"it", "its", "each", "both", "another", "other", "one"}:
             return
