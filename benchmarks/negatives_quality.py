@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "negatives_quality"
 LABELS = ("valid", "garbled", "true", "other")
-SPLITS = ("dev", "dev2", "fresh", "final", "final2", "final3", "final4")
+SPLITS = ("dev", "dev2", "fresh", "final", "final2", "final3", "final4", "final5")
 SEED, K = 2025, 3
 # Category families the report groups by.
 FAMILIES = {
@@ -65,8 +65,8 @@ def _visdial_caption(text: str) -> str:
 
 
 def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: int, final: int = 140,
-                    final2: int = 160, final3: int = 200, final4: int = 200) -> list[dict]:
-    """Seven samples, none equal to a SugarCrepe positive or to another sampled caption
+                    final2: int = 160, final3: int = 200, final4: int = 200, final5: int = 200) -> list[dict]:
+    """Eight samples, none equal to a SugarCrepe positive or to another sampled caption
     (compared lower-cased, whitespace collapsed):
 
     * ``dev``: VALSE FOIL-it captions (COCO val2014), the first the fixes were made from;
@@ -86,8 +86,9 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
       coreference-standard and SugarCrepe++ ``caption`` originals, none drawn before, drawn
       before the fifth version was written and held out until read after its last change
       (then used to tune the sixth);
-    * ``final4``: the same mix, none drawn before, drawn before the sixth version was
-      written and held out until read after its last change.
+    * ``final4``, ``final5``: the same mix, none drawn before, each drawn before the next
+      version was written (the sixth, the seventh) and held out until read after its last
+      change; ``final4`` was then used to tune the seventh.
 
     Each split's draw comes after the previous ones from one random stream, so adding a
     split leaves the earlier ones as they were.
@@ -146,6 +147,16 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
     for source, pool in pools:
         rows += [{"caption": c, "source": source, "split": "final3"} for c in rng.sample(undrawn(pool), final3 // 4)]
     # ``undrawn`` marked whole pools as drawn; from here only the captions a split holds are.
+    for split, size in (("final4", final4), ("final5", final5)):
+        rows += _draw_undrawn(rng, pools, rows, positives, split, size)
+    return rows
+
+
+def _draw_undrawn(rng: random.Random, pools, rows: list[dict], positives: set[str], split: str,
+                  size: int) -> list[dict]:
+    """A quarter of ``size`` from each pool: captions no split holds and no SugarCrepe
+    positive equals (one of equal captions within a pool)."""
+    out = []
     taken = {_norm(row["caption"]) for row in rows}
     for source, pool in pools:
         candidates = []
@@ -153,10 +164,10 @@ def sample_captions(annotations: Path, dev: int, dev2: int, fresh: int, seed: in
             if _norm(caption) not in positives and _norm(caption) not in taken:
                 taken.add(_norm(caption))  # within a pool, one of equal captions
                 candidates.append(caption)
-        picked = rng.sample(candidates, final4 // 4)
-        taken = {_norm(row["caption"]) for row in rows} | {_norm(c) for c in picked}
-        rows += [{"caption": c, "source": source, "split": "final4"} for c in picked]
-    return rows
+        picked = rng.sample(candidates, size // 4)
+        out += [{"caption": c, "source": source, "split": split} for c in picked]
+        taken = {_norm(row["caption"]) for row in rows + out}
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -289,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--final2", type=int, default=160)
     sample.add_argument("--final3", type=int, default=200)
     sample.add_argument("--final4", type=int, default=200)
+    sample.add_argument("--final5", type=int, default=200)
     sample.add_argument("--seed", type=int, default=23)
     sub.add_parser("kinds", help="Labelled object replacements by the kind of the replaced noun (garbled rates).")
     sub.add_parser("cooccurrence", help="Rebuild the generator's co-occurrence statistics from the shipped "
@@ -308,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sample":
         from read_trainer.evaluation.bundled import bundled_data_root
 
-        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final, args.final2, args.final3, args.final4)
+        rows = sample_captions(bundled_data_root(), args.dev, args.dev2, args.fresh, args.seed, args.final, args.final2, args.final3, args.final4, args.final5)
         with (HERE / "captions.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         print(f"wrote {len(rows)} captions to {HERE / 'captions.jsonl'}")
