@@ -279,6 +279,23 @@ def test_shipped_cooccurrence_statistics_rebuild_from_the_shipped_captions():
     assert shipped["provenance"]["held_out_captions"] == len({cooccurrence.normalize_caption(c) for c in held_out})
 
 
+def test_shipped_caption_sample_rebuilds_and_its_splits_are_disjoint():
+    """`negatives_quality.py sample` on its defaults gives the committed captions.jsonl, so
+    each held-out split is what was drawn (before the version it measured), and no caption
+    sits in two splits or equals a SugarCrepe positive."""
+    from read_trainer.evaluation.bundled import bundled_data_root
+
+    quality = _quality_module()
+    rebuilt = quality.sample_captions(bundled_data_root(), 110, 130, 120, 23)
+    assert rebuilt == quality.read_jsonl(QUALITY / "captions.jsonl")
+    keys = [quality._norm(row["caption"]) for row in rebuilt]
+    assert len(set(keys)) == len(keys)
+    assert {row["split"] for row in rebuilt} == set(quality.SPLITS)
+    positives = {quality._norm(row["caption"]) for path in (bundled_data_root() / "sugarcrepe").glob("*.json")
+                 for row in json.loads(path.read_text()).values()}
+    assert not positives & set(keys)
+
+
 def test_object_replacements_seen_with_the_context_come_first():
     from read_trainer.data.negatives import cooccurrence
 

@@ -441,12 +441,6 @@ def _unknown_thing_after(parsed: Parsed, i: int) -> bool:
         parsed.units[m].pos in ("ADJ", "UNK", "CONJ") for m in range(i + 1, last + 1))
 
 
-def cx_head_index(parsed: Parsed, i: int) -> int | None:
-    """Index of the noun the adjective at ``i`` describes (the last noun of its phrase)."""
-    p = parsed.phrase_of[i]
-    return parsed.phrases[p].last if p is not None else None
-
-
 def attribute_check(parsed: Parsed, i: int) -> Check:
     """See ``_attribute_check``; a basic colour becomes another basic colour only, never a
     shade of it ("red" -> "maroon"), a near one ("brown" -> "tan") or "colorful"."""
@@ -474,7 +468,7 @@ def _attribute_check(parsed: Parsed, i: int) -> Check:
         ok = ok and not any(u.low in _ORDINALS for u in units)  # "two hands ... while a third person watches"
         # "two kittens ... one in the middle and one on the side", "two men shaking hands",
         # "two football teams": the rest of the caption says how many there are.
-        ok = ok and not ({w for u in units for w in u.low.split()} & _PINNED_COUNT_WORDS)
+        ok = ok and not (cx.caption_words(parsed) & _PINNED_COUNT_WORDS)
         if not ok:
             return _NEVER
         # A near count: "two women on a bench" -> "three", never "six women on a bench".
@@ -488,10 +482,11 @@ def _attribute_check(parsed: Parsed, i: int) -> Check:
     head_kind = fit.kind_of(head) if head else None
     if unit.low in _SIZE_WORDS and head_kind is not None and head_kind.animacy == "person":
         return _NEVER  # "a little child" -> never "an enormous child", "little persons" -> never "giant"
-    if unit.low in ("old", "older") and {w for u in units for w in u.low.split()} & {"classic", "vintage", "antique"}:
+    if unit.low in ("old", "older") and cx.caption_words(parsed) & {"classic", "vintage", "antique"}:
         return _NEVER  # "an old pickup truck among other classic cars" -> never "a new" one
+    described = parsed.phrases[parsed.phrase_of[i]].last if parsed.phrase_of[i] is not None else None
     if unit.low in _AGE_WORDS and head_kind is not None and head_kind.animacy in ("person", "animal") and any(
-            u.low in _AGE_WORDS | _YOUNG_NOUNS for j, u in enumerate(units) if j != i and j != cx_head_index(parsed, i)):
+            u.low in _AGE_WORDS | _YOUNG_NOUNS for j, u in enumerate(units) if j not in (i, described)):
         return _NEVER  # "an adult giraffe and a child giraffe", "a young boy and an older man"
     if unit.low in lx.ATTRIBUTES:
         group = lx.ATTRIBUTES[unit.low][0]
@@ -669,7 +664,7 @@ def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
         return True  # "a woman helping another woman": the second names the first's kind
     if kind.animacy == "person" and i > 0 and units[i - 1].low in cx.POSSESSIVE_DETERMINERS:
         return True  # "a mother zebra and her baby": never "her woman"
-    words = {w for u in units for w in u.low.split()}
+    words = cx.caption_words(parsed)
     if kind.animacy == "person" and units[i].number == "sg" and words & {"their", "they", "them"}:
         return True  # "a child holds a toothbrush in their hand": "a man ... their" reads as a slip
     if original == "baby" and any((fit.kind_of(u.low) or kind).animacy == "animal" for u in units if u.pos == "NOUN"):
@@ -693,7 +688,6 @@ def _unlikely_replacement(parsed: Parsed, i: int, kind: fit.Kind) -> bool:
         return True  # "two are chocolate": a word saying what they are, not a thing
     if sum(1 for u in units if u.pos == "NOUN" and u.low in lx.NOUNS and lx.NOUNS[u.low].concept == original) > 1:
         return True  # "a baby elephant walks with an older elephant": both are elephants
-    words = {w for u in units for w in u.low.split()}  # "tennis player" says "tennis"
     name = kind.name
     if name == "sports_ball" and words & _SPORT_WORDS:
         return True
@@ -778,7 +772,7 @@ def object_check(parsed: Parsed, i: int) -> Check:
     kind = fit.KIND_OF.get(original)
     if kind is None or (cx.in_compound(parsed, i) and not _located_compound(parsed, i)):
         return _NEVER
-    words = {w for u in units for w in u.low.split()}
+    words = cx.caption_words(parsed)
     info = lx.NOUNS[units[i].low]
     if info.singular == info.plural:
         return _NEVER  # "pet small sheep": one or several? a replacement must pick a number
@@ -817,15 +811,14 @@ def object_check(parsed: Parsed, i: int) -> Check:
     verb = _verb_concept(governor.low) if governor is not None and governor.pos == "VERB" else ""
     if verb == "use":
         return _NEVER  # "uses their computer": what one uses is what one can use
-    p_start = parsed.phrases[parsed.phrase_of[i]].first if parsed.phrase_of[i] is not None else i
-    if p_start > 0 and units[p_start - 1].pos == "PREP" and units[p_start - 1].low not in ("with", "of") and (
+    if p_first > 0 and units[p_first - 1].pos == "PREP" and units[p_first - 1].low not in ("with", "of") and (
             kind.name.startswith(_FIXED_LANDMARK_KINDS)):
         # Where a thing is placed, on or in what, is fixed by the rest of the scene ("a clock on
         # a pole" -> never "on a fire hydrant", "six people on a bus" -> never "on a limo",
         # "giraffes under a tree" -> never "a bush"): 25 of 101 such labelled replacements
         # were garbled, against 6 of 88 for furniture, tableware and household things.
         return _NEVER
-    if kind.name.startswith("clothing") and (info.singular is None or p_start == i):
+    if kind.name.startswith("clothing") and (info.singular is None or p_first == i):
         return _NEVER  # "white shorts" -> never "white skirts" for one person; "in uniform" -> never "in dress"
     several = any(u.pos == "NOUN" and u.number == "pl" and (fit.kind_of(u.low) or kind).animacy in ("person", "animal")
                   for u in units[:i]) or any(u.low in ("couple", "pair", "two", "persons", "people") for u in units[:i])
@@ -1054,7 +1047,7 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
     along_path = nxt is not None and (nxt.low in _PATH_PREPOSITIONS or nxt.low in ("to", "toward", "towards"))
     if original.cls in ("motion", "handle") and _busy(parsed, i):
         return _NEVER  # "walking on the beach carrying a surfboard" -> never "dancing"
-    if original.cls == "posture" and {w for u in units for w in u.low.split()} & {"each", "others", "other"}:
+    if original.cls == "posture" and cx.caption_words(parsed) & {"each", "others", "other"}:
         return _NEVER  # "elephants standing on each others backs"
     if original.cls == "handle" and {u.low for u in units} & {"air", "midair", "mid-air"}:
         return _NEVER  # "catching a frisbee in the air" -> never "carrying" it there
@@ -1076,7 +1069,7 @@ def _verb_check(parsed: Parsed, i: int) -> Check:
     if i > 0 and units[i - 1].low in ("has", "have", "had", "just") or (
             i > 1 and units[i - 2].low in ("has", "have", "had") and units[i - 1].pos == "ADV"):
         return _NEVER  # "has just run": a participle the lexicon reads as a base form
-    if original.cls == "handle" and {w for u in units for w in u.low.split()} & _SPORT_WORDS:
+    if original.cls == "handle" and cx.caption_words(parsed) & _SPORT_WORDS:
         return _NEVER  # "a batter hits the ball" -> never "carries"; "throws the ball up to serve"
 
     landmark = cx.object_after(parsed, i + 1) if nxt is not None and nxt.pos == "PREP" else None

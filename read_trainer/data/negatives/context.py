@@ -30,6 +30,11 @@ GENDERED_PRONOUNS = {"m": frozenset("he him his himself".split()), "f": frozense
 POSSESSIVE_DETERMINERS = frozenset("his her its it's their my your our".split())
 
 
+def caption_words(parsed: Parsed) -> set[str]:
+    """Every word of the caption, multi-word units split ("tennis player" says "tennis")."""
+    return {word for unit in parsed.units for word in unit.low.split()}
+
+
 def anchor_head(parsed: Parsed, phrase: Phrase) -> int | None:
     """The unit of the noun a phrase is about: its first lexicon noun (the last of a
     compound: "a soap | bottle"), or what a quantity frame counts ("a herd of | zebras");

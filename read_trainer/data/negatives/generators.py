@@ -161,9 +161,8 @@ class HardNegativeGenerator:
         # stream and candidates are only built if needed, which keeps the common case fast.
         streams: dict[str, Iterator[str]] = {}
         for tier in TIERS:
-            members = [c for c in categories if c in tier]
-            swaps = [c for c in members if c in SWAP_CATEGORIES]
-            others = [c for c in members if c not in SWAP_CATEGORIES]
+            swaps = [c for c in categories if c in tier and c in SWAP_CATEGORIES]
+            others = [c for c in categories if c in tier and c not in SWAP_CATEGORIES]
             rng.shuffle(swaps)
             rng.shuffle(others)
             order = swaps + others
@@ -176,9 +175,9 @@ class HardNegativeGenerator:
                     text = self._next_valid(streams[category], seen, repeats, breaks)
                     if text is None:
                         order.remove(category)
-                        continue
-                    chosen.append(Negative(text, category))
-                    seen.add(normalize(text))
+                    else:
+                        chosen.append(Negative(text, category))
+                        seen.add(normalize(text))
 
     @staticmethod
     def _next_valid(stream: Iterator[str], seen: set[str], caption_repeats: int, caption_breaks: int) -> str | None:

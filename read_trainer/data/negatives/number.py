@@ -85,7 +85,7 @@ def _is_finite(units, j: int) -> bool:
 
 
 # "An image of a bird flying over the water": the frame is not what the count is about.
-_FRAMES = frozenset("image picture photo photograph view close-up closeup shot close up".split()) | {"close up"}
+_FRAMES = frozenset("image picture photo photograph view close-up closeup shot".split()) | {"close up"}
 
 
 def _subject(parsed: Parsed) -> tuple[int, int, int] | None:
@@ -196,7 +196,7 @@ def subject_number_change(parsed: Parsed, count: str = "two") -> Iterator[str]:
     if after < len(units) and (units[after].low in ("of", "and", "or", "&", "'s") or units[after].pos == "NOUN"):
         return  # "a pair of", "a man and a woman", an unread compound
     words = {u.low for u in units}
-    if words & _REFERRING or "other" in words:
+    if words & _REFERRING:
         return
     determiner = units[first].low if first < head and units[first].pos == "DET" else ""
     to_plural = info.number == "sg" and determiner in _SINGULAR_DETERMINERS | {"the"}
